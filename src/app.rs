@@ -1,0 +1,1 @@
+//! Wiring for `meshd serve`.

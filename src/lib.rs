@@ -1,0 +1,18 @@
+//! meshd: Istio-compatible sidecar injector, config validator and xDS control plane.
+//!
+//! Module map (one concern each, see DESIGN.md):
+//! - [`config`]: MeshConfig, injection values and injector config with Istio's defaults.
+//! - [`inject`]: the injection decision, template rendering, merge, post-processing and patch.
+//! - [`admission`]: AdmissionReview decoding, body rules, responses and the axum router.
+//! - [`tls`]: certificate authority, serving certificates, loading and hot reload.
+//! - [`telemetry`]: tracing setup, the metrics registry and the `:15014` admin server.
+//! - [`app`]: wiring for `meshd serve`; owns every long-lived task.
+//! - [`cli`]: clap definitions, one file per subcommand.
+
+pub mod admission;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod inject;
+pub mod telemetry;
+pub mod tls;
