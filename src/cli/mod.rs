@@ -1,1 +1,35 @@
-//! TODO
+//! Command-line interface: clap definitions, one file per subcommand; no logic beyond parsing
+//! arguments and calling the library.
+
+pub mod certs;
+pub mod kube_inject;
+pub mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// meshd: Istio-compatible sidecar injector, config validator and xDS control plane.
+#[derive(Debug, Parser)]
+#[command(name = "meshd", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the admission webhooks (:15017) and the monitoring server (:15014).
+    Serve(serve::ServeArgs),
+    /// Inject the sidecar into workloads of a YAML file, offline (like istioctl kube-inject).
+    KubeInject(kube_inject::KubeInjectArgs),
+    /// Certificate utilities.
+    Certs(certs::CertsArgs),
+}
+
+/// `true`/`false`/`auto` for `--native-sidecars`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum NativeFlag {
+    #[default]
+    False,
+    True,
+    Auto,
+}
