@@ -1,1 +1,149 @@
-//! Wiring for `meshd serve`.
+//! Wiring for `meshd serve`: loads certificates and injection inputs, then starts and owns the
+//! HTTPS admission server, the monitoring server and the certificate watcher, and drains them
+//! all on SIGTERM/SIGINT.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::admission::{self, AdmissionState};
+use crate::cli::serve::ServeArgs;
+use crate::cli::NativeFlag;
+use crate::inject::{read_input, Injector, InjectorSettings, NativeSidecars};
+use crate::server::{self, Timeouts};
+use crate::telemetry::{self, AdminState, Metrics, Readiness};
+use crate::tls::{self, CertPaths};
+
+/// Makes sure a serving certificate exists: when both files are missing, a CA (`ca.crt`,
+/// `ca.key` beside `--tls-cert`) and a serving certificate signed by it are created.
+pub fn ensure_certificates(args: &ServeArgs) -> anyhow::Result<()> {
+    if args.tls_cert.exists() || args.tls_key.exists() {
+        return Ok(());
+    }
+    let dir = args.tls_cert.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let ca_cert = dir.join("ca.crt");
+    let ca_key = dir.join("ca.key");
+    let ca = match (std::fs::read_to_string(&ca_cert), std::fs::read_to_string(&ca_key)) {
+        (Ok(c), Ok(k)) => tls::Ca::load(&c, &k).with_context(|| format!("existing CA {}", ca_cert.display()))?,
+        _ => {
+            let ca = tls::Ca::generate("meshd-ca")?;
+            tls::write_file(&ca_key, &ca.key_pem, true)?;
+            tls::write_file(&ca_cert, &ca.cert_pem, false)?;
+            ca
+        }
+    };
+    let (cert, key) = ca.issue(&tls::default_sans(&args.service_name, &args.namespace), 365)?;
+    tls::write_file(&args.tls_key, &key, true)?;
+    tls::write_file(&args.tls_cert, &cert, false)?;
+    tracing::info!(cert = %args.tls_cert.display(), ca = %ca_cert.display(), "created a CA and a serving certificate");
+    Ok(())
+}
+
+/// Builds the injector from the serve flags.
+pub fn build_injector(args: &ServeArgs) -> anyhow::Result<Injector> {
+    let read = |flag: &str, p: &Option<std::path::PathBuf>| -> anyhow::Result<Option<String>> {
+        p.as_ref().map(|p| read_input(flag, p)).transpose().map_err(Into::into)
+    };
+    let native = match args.native_sidecars {
+        NativeFlag::True => NativeSidecars::Enabled,
+        NativeFlag::False => NativeSidecars::Disabled,
+        NativeFlag::Auto => {
+            tracing::info!("--native-sidecars auto: no node versions known without the kube source; using the classic layout");
+            NativeSidecars::Disabled
+        }
+    };
+    let settings = InjectorSettings {
+        values_yaml: read("--values", &args.values)?,
+        mesh_yaml: read("--mesh-config", &args.mesh_config)?,
+        injection_config_yaml: read("--injection-config", &args.injection_config)?,
+        templates_dir: args.templates.clone(),
+        native,
+        revision: args.revision.clone(),
+    };
+    Ok(Injector::new(&settings)?)
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs `meshd serve` until a termination signal, then drains every task.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    ensure_certificates(&args)?;
+    let paths = CertPaths { cert: args.tls_cert.clone(), key: args.tls_key.clone() };
+    let loaded = tls::load(&paths)?;
+    tracing::info!(subject = %loaded.info.subject, names = ?loaded.info.dns_names, not_after = %loaded.info.not_after, "serving certificate loaded");
+    let resolver = tls::Resolver::new(loaded.key.clone());
+    let tls_config = Arc::new(tls::server_config(resolver.clone()).context("TLS configuration")?);
+    let injector = build_injector(&args)?;
+
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let readiness = Arc::new(Readiness::default());
+    readiness.certs_loaded.store(true, Ordering::Release);
+    readiness.config_synced.store(true, Ordering::Release);
+
+    let webhook_listener = server::bind("--webhook-addr", args.webhook_addr).await?;
+    let monitoring_listener = server::bind("--monitoring-addr", args.monitoring_addr).await?;
+    tracing::info!(webhook = %args.webhook_addr, monitoring = %args.monitoring_addr, "meshd serving");
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let timeouts = Timeouts { header_read: args.header_read_timeout, drain: args.drain_timeout, ..Timeouts::default() };
+    let admission_state = AdmissionState { injector: Arc::new(ArcSwap::from_pointee(injector)), metrics: metrics.clone() };
+    let admin_state = AdminState { registry: Arc::new(Mutex::new(registry)), readiness: readiness.clone() };
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(server::serve_tls(
+        webhook_listener,
+        tls_config,
+        admission::router(admission_state),
+        timeouts,
+        shutdown_rx.clone(),
+    ));
+    tasks.spawn(server::serve_plain(monitoring_listener, telemetry::admin_router(admin_state), timeouts, shutdown_rx.clone()));
+    let reload_metrics = metrics.clone();
+    tasks.spawn(tls::watch(
+        paths,
+        resolver,
+        args.cert_reload_interval,
+        move |_| {
+            reload_metrics.cert_reloads.inc();
+        },
+        shutdown_rx.clone(),
+    ));
+
+    termination().await;
+    tracing::info!("shutting down: draining in-flight requests");
+    let _ = shutdown_tx.send(true);
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r {
+            tracing::error!(error = %e, "task failed during shutdown");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

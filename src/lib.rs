@@ -15,4 +15,5 @@ pub mod cli;
 pub mod config;
 pub mod inject;
 pub mod telemetry;
+pub mod server;
 pub mod tls;

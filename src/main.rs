@@ -7,7 +7,15 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::KubeInject(args) => meshd::cli::kube_inject::run(args),
-        Command::Serve(_) | Command::Certs(_) => Err(anyhow::anyhow!("not yet")),
+        Command::Certs(args) => meshd::cli::certs::run(args),
+        Command::Serve(args) => {
+            meshd::telemetry::init_tracing(args.log_json);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(meshd::app::serve(args)))
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -225,7 +225,8 @@ mod tests {
     fn every_validated_annotation_accepts_good_and_rejects_bad() {
         let table: &[(&str, &str, &str)] = &[
             (INTERCEPTION_MODE, "TPROXY", "MAGIC"),
-            (INCLUDE_OUTBOUND_IP_RANGES, "10.0.0.0/8,*", "bad"),
+            (INCLUDE_OUTBOUND_IP_RANGES, "10.0.0.0/8,192.168.0.0/16", "bad"),
+            (INCLUDE_OUTBOUND_IP_RANGES, "10.0.0.0/8", "10.0.0.0/8,*"),
             (INCLUDE_OUTBOUND_IP_RANGES, "*", "10.0.0.0/33"),
             (EXCLUDE_OUTBOUND_IP_RANGES, "10.96.0.2/24", "*"),
             (INCLUDE_INBOUND_PORTS, "*", "http"),
