@@ -104,7 +104,13 @@ pub struct Injector {
     pub config: InjectorConfig,
     pub native: NativeSidecars,
     templates: Templates,
+    values_ctx: minijinja::Value,
+    mesh_ctx: minijinja::Value,
+    cache: std::sync::Mutex<std::collections::HashMap<Vec<u8>, std::sync::Arc<Value>>>,
 }
+
+/// Rendered template outputs kept per injector (cleared when full).
+const RENDER_CACHE_ENTRIES: usize = 512;
 
 /// How to build an [`Injector`].
 #[derive(Debug, Default, Clone)]
@@ -194,7 +200,16 @@ impl Injector {
             None => InjectorConfig::from_values(&values)?,
         };
         let templates = Templates::load(s.templates_dir.as_deref(), &config.templates)?;
-        Ok(Injector { values, mesh, config, native: s.native, templates })
+        Ok(Injector {
+            values_ctx: minijinja::Value::from_serialize(&values.0),
+            mesh_ctx: minijinja::Value::from_serialize(&mesh.0),
+            values,
+            mesh,
+            config,
+            native: s.native,
+            templates,
+            cache: Default::default(),
+        })
     }
 
     /// Convenience for tests and defaults.
@@ -497,7 +512,7 @@ impl Injector {
         let mut status_lists: [(&str, Vec<String>); 4] =
             [("initContainers", vec![]), ("containers", vec![]), ("volumes", vec![]), ("imagePullSecrets", vec![])];
         for name in &expanded {
-            let mut rendered = self.templates.render(name, &ctx)?;
+            let mut rendered = self.render_cached(name, &ctx)?;
             if !rendered.is_object() {
                 return Err(InjectError::TemplateOutput { template: name.clone(), message: "expected a mapping with metadata/spec".into() });
             }
@@ -723,7 +738,31 @@ fn user_map_list(annotations: &BTreeMap<String, String>, key: &str) -> Vec<Value
 }
 
 impl Injector {
-    fn template_context(&self, i: TemplateInputs<'_>) -> Result<minijinja::Value, InjectError> {
+    /// Renders a template for a per-pod context, reusing the parsed output of an identical
+    /// earlier context (replicas of one workload render the same sidecar). Keys are the exact
+    /// context bytes, so a hit can never hand one pod another pod's output.
+    fn render_cached(&self, name: &str, pod_ctx: &Value) -> Result<Value, InjectError> {
+        let mut key = serde_json::to_vec(pod_ctx).unwrap_or_default();
+        key.extend_from_slice(name.as_bytes());
+        if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok((*hit).clone());
+        }
+        let ctx = minijinja::context! {
+            values => self.values_ctx.clone(),
+            mesh => self.mesh_ctx.clone(),
+            ..minijinja::Value::from_serialize(pod_ctx)
+        };
+        let rendered = self.templates.render(name, &ctx)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= RENDER_CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(key, std::sync::Arc::new(rendered.clone()));
+        }
+        Ok(rendered)
+    }
+
+    fn template_context(&self, i: TemplateInputs<'_>) -> Result<Value, InjectError> {
         let spec = &i.pod["spec"];
         let app_names: Vec<&str> = spec
             .get("containers")
@@ -765,8 +804,6 @@ impl Injector {
             "labels": i.labels,
             "namespace": i.pod["metadata"].get("namespace").cloned().unwrap_or(json!("")),
             "spec": spec,
-            "values": self.values.0,
-            "mesh": self.mesh.0,
             "proxy_config": i.pc,
             "deployment_meta": i.deploy_meta,
             "revision": self.values.revision(),
@@ -793,7 +830,7 @@ impl Injector {
             "user_volumes": user_map_list(i.annotations, ann::USER_VOLUME),
             "user_volume_mounts": user_map_list(i.annotations, ann::USER_VOLUME_MOUNT),
         });
-        Ok(minijinja::Value::from_serialize(&ctx))
+        Ok(ctx)
     }
 }
 
@@ -864,3 +901,6 @@ pub fn create_patch(original: &Value, injected: &Value) -> json_patch::Patch {
 pub fn read_input(flag: &str, path: &Path) -> Result<String, std::io::Error> {
     std::fs::read_to_string(path).map_err(|e| std::io::Error::new(e.kind(), format!("{flag} {}: {e}", path.display())))
 }
+
+#[cfg(test)]
+mod tests;
