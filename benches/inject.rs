@@ -22,7 +22,9 @@ fn big_pod() -> Value {
 }
 
 fn inject_once(inj: &Injector, pod: &Value) -> usize {
-    let out = inj.inject(Request::webhook(pod.clone(), Some("default".into()))).expect("inject");
+    let out = inj
+        .inject(Request::webhook(pod.clone(), Some("default".into())))
+        .expect("inject");
     match out {
         Outcome::Injected(p) => meshd::inject::create_patch(pod, &p).0.len(),
         Outcome::Skipped(_) => 0,
@@ -33,9 +35,14 @@ fn bench(c: &mut Criterion) {
     let inj = Injector::with_defaults().expect("injector");
     let hello = hello_pod();
     let big = big_pod();
-    eprintln!("pathological pod: {} bytes", serde_json::to_vec(&big).map(|v| v.len()).unwrap_or(0));
+    eprintln!(
+        "pathological pod: {} bytes",
+        serde_json::to_vec(&big).map(|v| v.len()).unwrap_or(0)
+    );
     c.bench_function("inject_hello_pod", |b| b.iter(|| inject_once(&inj, &hello)));
-    c.bench_function("inject_1500_env_pod", |b| b.iter(|| inject_once(&inj, &big)));
+    c.bench_function("inject_1500_env_pod", |b| {
+        b.iter(|| inject_once(&inj, &big))
+    });
 }
 
 criterion_group!(benches, bench);

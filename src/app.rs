@@ -25,11 +25,20 @@ pub fn ensure_certificates(args: &ServeArgs) -> anyhow::Result<()> {
     if args.tls_cert.exists() || args.tls_key.exists() {
         return Ok(());
     }
-    let dir = args.tls_cert.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let dir = args
+        .tls_cert
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
     let ca_cert = dir.join("ca.crt");
     let ca_key = dir.join("ca.key");
-    let ca = match (std::fs::read_to_string(&ca_cert), std::fs::read_to_string(&ca_key)) {
-        (Ok(c), Ok(k)) => tls::Ca::load(&c, &k).with_context(|| format!("existing CA {}", ca_cert.display()))?,
+    let ca = match (
+        std::fs::read_to_string(&ca_cert),
+        std::fs::read_to_string(&ca_key),
+    ) {
+        (Ok(c), Ok(k)) => {
+            tls::Ca::load(&c, &k).with_context(|| format!("existing CA {}", ca_cert.display()))?
+        }
         _ => {
             let ca = tls::Ca::generate("meshd-ca")?;
             tls::write_file(&ca_key, &ca.key_pem, true)?;
@@ -47,7 +56,10 @@ pub fn ensure_certificates(args: &ServeArgs) -> anyhow::Result<()> {
 /// Builds the injector from the serve flags.
 pub fn build_injector(args: &ServeArgs) -> anyhow::Result<Injector> {
     let read = |flag: &str, p: &Option<std::path::PathBuf>| -> anyhow::Result<Option<String>> {
-        p.as_ref().map(|p| read_input(flag, p)).transpose().map_err(Into::into)
+        p.as_ref()
+            .map(|p| read_input(flag, p))
+            .transpose()
+            .map_err(Into::into)
     };
     let native = match args.native_sidecars {
         NativeFlag::True => NativeSidecars::Enabled,
@@ -94,7 +106,10 @@ async fn termination() {
 /// Runs `meshd serve` until a termination signal, then drains every task.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     ensure_certificates(&args)?;
-    let paths = CertPaths { cert: args.tls_cert.clone(), key: args.tls_key.clone() };
+    let paths = CertPaths {
+        cert: args.tls_cert.clone(),
+        key: args.tls_key.clone(),
+    };
     let loaded = tls::load(&paths)?;
     tracing::info!(subject = %loaded.info.subject, names = ?loaded.info.dns_names, not_after = %loaded.info.not_after, "serving certificate loaded");
     let resolver = tls::Resolver::new(loaded.key.clone());
@@ -112,9 +127,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(webhook = %args.webhook_addr, monitoring = %args.monitoring_addr, "meshd serving");
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let timeouts = Timeouts { header_read: args.header_read_timeout, drain: args.drain_timeout, ..Timeouts::default() };
-    let admission_state = AdmissionState { injector: Arc::new(ArcSwap::from_pointee(injector)), metrics: metrics.clone() };
-    let admin_state = AdminState { registry: Arc::new(Mutex::new(registry)), readiness: readiness.clone() };
+    let timeouts = Timeouts {
+        header_read: args.header_read_timeout,
+        drain: args.drain_timeout,
+        ..Timeouts::default()
+    };
+    let admission_state = AdmissionState {
+        injector: Arc::new(ArcSwap::from_pointee(injector)),
+        metrics: metrics.clone(),
+    };
+    let admin_state = AdminState {
+        registry: Arc::new(Mutex::new(registry)),
+        readiness: readiness.clone(),
+    };
 
     let mut tasks = JoinSet::new();
     tasks.spawn(server::serve_tls(
@@ -124,7 +149,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         timeouts,
         shutdown_rx.clone(),
     ));
-    tasks.spawn(server::serve_plain(monitoring_listener, telemetry::admin_router(admin_state), timeouts, shutdown_rx.clone()));
+    tasks.spawn(server::serve_plain(
+        monitoring_listener,
+        telemetry::admin_router(admin_state),
+        timeouts,
+        shutdown_rx.clone(),
+    ));
     let reload_metrics = metrics.clone();
     tasks.spawn(tls::watch(
         paths,

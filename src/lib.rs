@@ -14,6 +14,6 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod inject;
-pub mod telemetry;
 pub mod server;
+pub mod telemetry;
 pub mod tls;

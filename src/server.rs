@@ -28,7 +28,11 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { header_read: Duration::from_secs(10), handshake: Duration::from_secs(10), drain: Duration::from_secs(30) }
+        Timeouts {
+            header_read: Duration::from_secs(10),
+            handshake: Duration::from_secs(10),
+            drain: Duration::from_secs(30),
+        }
     }
 }
 
@@ -41,8 +45,13 @@ pub async fn bind(flag: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
 
 fn builder(t: Timeouts) -> Builder<TokioExecutor> {
     let mut b = Builder::new(TokioExecutor::new());
-    b.http1().timer(TokioTimer::new()).header_read_timeout(t.header_read).keep_alive(true);
-    b.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(t.header_read)
+        .keep_alive(true);
+    b.http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)));
     b
 }
 
@@ -104,7 +113,12 @@ pub async fn serve_tls(
 }
 
 /// Serves `router` over plain HTTP (monitoring) until `shutdown` flips.
-pub async fn serve_plain(listener: TcpListener, router: Router, t: Timeouts, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve_plain(
+    listener: TcpListener,
+    router: Router,
+    t: Timeouts,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let graceful = GracefulShutdown::new();
     let service = TowerToHyperService::new(router);
     let builder = Arc::new(builder(t));
@@ -117,7 +131,9 @@ pub async fn serve_plain(listener: TcpListener, router: Router, t: Timeouts, mut
             _ = shutdown.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service.clone()).into_owned();
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service.clone())
+            .into_owned();
         let fut = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = fut.await;

@@ -40,11 +40,21 @@ pub fn router(state: AdmissionState) -> Router {
 }
 
 fn plain(status: StatusCode, msg: String) -> HttpResponse {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], msg).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg,
+    )
+        .into_response()
 }
 
 fn json_response(body: Vec<u8>) -> HttpResponse {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// Reads the body with the webhook rules: non-empty and at most 6 MiB (400), JSON content
@@ -55,22 +65,34 @@ pub async fn read_review_body(headers: &HeaderMap, body: Body) -> Result<Bytes, 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY) {
-        return Err(plain(StatusCode::BAD_REQUEST, format!("request body too large: limit is {MAX_BODY} bytes\n")));
+        return Err(plain(
+            StatusCode::BAD_REQUEST,
+            format!("request body too large: limit is {MAX_BODY} bytes\n"),
+        ));
     }
     let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
         let too_big = std::error::Error::source(&e)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if too_big {
-            plain(StatusCode::BAD_REQUEST, format!("request body too large: limit is {MAX_BODY} bytes\n"))
+            plain(
+                StatusCode::BAD_REQUEST,
+                format!("request body too large: limit is {MAX_BODY} bytes\n"),
+            )
         } else {
-            plain(StatusCode::BAD_REQUEST, format!("cannot read request body: {e}\n"))
+            plain(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read request body: {e}\n"),
+            )
         }
     })?;
     if bytes.is_empty() {
         return Err(plain(StatusCode::BAD_REQUEST, "no body found\n".into()));
     }
     // Checked after reading, so HTTP/2 clients get the answer instead of a reset stream.
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let media = content_type.split(';').next().unwrap_or("").trim();
     if !media.eq_ignore_ascii_case("application/json") {
         return Err(plain(
@@ -84,7 +106,10 @@ pub async fn read_review_body(headers: &HeaderMap, body: Body) -> Result<Bytes, 
 /// Env overrides from the path after `/inject`: `/cluster/c1/net/n1`, `/K/V`, or the deprecated
 /// `/:ENV:cluster=c1:ENV:net=n1`. `--slash--` in a value stands for `/`.
 pub fn path_env_overrides(path: &str) -> BTreeMap<String, String> {
-    let rest = path.strip_prefix("/inject").unwrap_or(path).trim_start_matches('/');
+    let rest = path
+        .strip_prefix("/inject")
+        .unwrap_or(path)
+        .trim_start_matches('/');
     let mut pairs: Vec<(String, String)> = Vec::new();
     if rest.starts_with(":ENV:") {
         for kv in rest.split(":ENV:").filter(|s| !s.is_empty()) {
@@ -94,8 +119,11 @@ pub fn path_env_overrides(path: &str) -> BTreeMap<String, String> {
         }
     } else {
         let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-        if parts.len() % 2 != 0 {
-            tracing::warn!(path, "odd number of segments in the injection path; ignoring the last one");
+        if !parts.len().is_multiple_of(2) {
+            tracing::warn!(
+                path,
+                "odd number of segments in the injection path; ignoring the last one"
+            );
         }
         for kv in parts.chunks_exact(2) {
             pairs.push((kv[0].to_string(), kv[1].to_string()));
@@ -124,30 +152,57 @@ async fn inject_handler(State(state): State<AdmissionState>, req: Request) -> Ht
     let start = Instant::now();
     state.metrics.injection_requests.inc();
     let injector = state.injector.load_full();
-    let body = handle_inject(&injector, &state.metrics, &bytes, &path_env_overrides(&path));
-    state.metrics.injection_time.observe(start.elapsed().as_secs_f64());
+    let body = handle_inject(
+        &injector,
+        &state.metrics,
+        &bytes,
+        &path_env_overrides(&path),
+    );
+    state
+        .metrics
+        .injection_time
+        .observe(start.elapsed().as_secs_f64());
     json_response(body)
 }
 
 fn failure(metrics: &Metrics, reason: &str) {
-    metrics.injection_failure.get_or_create(&ReasonLabel { reason: reason.into() }).inc();
+    metrics
+        .injection_failure
+        .get_or_create(&ReasonLabel {
+            reason: reason.into(),
+        })
+        .inc();
 }
 
 /// The whole `/inject` exchange on bytes (no I/O): review in, review out.
-pub fn handle_inject(injector: &Injector, metrics: &Metrics, body: &[u8], envs: &BTreeMap<String, String>) -> Vec<u8> {
+pub fn handle_inject(
+    injector: &Injector,
+    metrics: &Metrics,
+    body: &[u8],
+    envs: &BTreeMap<String, String>,
+) -> Vec<u8> {
     let review = match review::decode(body) {
         Ok(r) => r,
         Err(e) => {
             failure(metrics, "decode");
             tracing::warn!(error = %e, "undecodable AdmissionReview");
-            return review::encode(review::V1BETA1, None, &Response::deny(format!("could not decode AdmissionReview: {e}")));
+            return review::encode(
+                review::V1BETA1,
+                None,
+                &Response::deny(format!("could not decode AdmissionReview: {e}")),
+            );
         }
     };
     let resp = inject_review(injector, metrics, &review, envs);
     review::encode(&review.api_version, Some(&review.request.uid), &resp)
 }
 
-fn inject_review(injector: &Injector, metrics: &Metrics, review: &Review, envs: &BTreeMap<String, String>) -> Response {
+fn inject_review(
+    injector: &Injector,
+    metrics: &Metrics,
+    review: &Review,
+    envs: &BTreeMap<String, String>,
+) -> Response {
     let req = &review.request;
     let Some(object) = req.object.clone() else {
         failure(metrics, "no_object");
@@ -174,7 +229,11 @@ fn inject_review(injector: &Injector, metrics: &Metrics, review: &Review, envs: 
         }
         Ok(Outcome::Injected(mut pod)) => {
             // The namespace filled in from the request is not part of the patch.
-            if original.get("metadata").and_then(|m| m.get("namespace")).is_none() {
+            if original
+                .get("metadata")
+                .and_then(|m| m.get("namespace"))
+                .is_none()
+            {
                 if let Some(m) = pod.get_mut("metadata").and_then(|m| m.as_object_mut()) {
                     m.remove("namespace");
                 }
@@ -186,7 +245,11 @@ fn inject_review(injector: &Injector, metrics: &Metrics, review: &Review, envs: 
                 return Response::allow();
             }
             match serde_json::to_vec(&patch) {
-                Ok(p) => Response { allowed: true, patch: Some(p), ..Default::default() },
+                Ok(p) => Response {
+                    allowed: true,
+                    patch: Some(p),
+                    ..Default::default()
+                },
                 Err(e) => {
                     failure(metrics, "patch");
                     Response::deny(format!("cannot encode patch: {e}"))
@@ -203,7 +266,11 @@ fn inject_review(injector: &Injector, metrics: &Metrics, review: &Review, envs: 
 
 fn pod_display(pod: &serde_json::Value, req: &review::AdmissionRequest) -> String {
     let meta = pod.get("metadata");
-    let get = |k: &str| meta.and_then(|m| m.get(k)).and_then(|v| v.as_str()).unwrap_or("");
+    let get = |k: &str| {
+        meta.and_then(|m| m.get(k))
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+    };
     let ns = match get("namespace") {
         "" => req.namespace.as_deref().unwrap_or(""),
         n => n,
@@ -223,13 +290,19 @@ mod tests {
     #[test]
     fn path_overrides() {
         let e = path_env_overrides("/inject/cluster/c1/net/n1");
-        assert_eq!(e.get("ISTIO_META_CLUSTER_ID").map(String::as_str), Some("c1"));
+        assert_eq!(
+            e.get("ISTIO_META_CLUSTER_ID").map(String::as_str),
+            Some("c1")
+        );
         assert_eq!(e.get("ISTIO_META_NETWORK").map(String::as_str), Some("n1"));
         let e = path_env_overrides("/inject/foo/a--slash--b/odd");
         assert_eq!(e.get("FOO").map(String::as_str), Some("a/b"));
         assert_eq!(e.len(), 1);
         let e = path_env_overrides("/inject/:ENV:cluster=c2:ENV:net=n2");
-        assert_eq!(e.get("ISTIO_META_CLUSTER_ID").map(String::as_str), Some("c2"));
+        assert_eq!(
+            e.get("ISTIO_META_CLUSTER_ID").map(String::as_str),
+            Some("c2")
+        );
         assert!(path_env_overrides("/inject").is_empty());
     }
 }

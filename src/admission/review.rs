@@ -79,9 +79,15 @@ pub fn decode(body: &[u8]) -> Result<Review, DecodeError> {
     if raw.kind != "AdmissionReview" {
         return Err(DecodeError::Kind(raw.kind));
     }
-    let req = raw.request.filter(|r| !r.is_null()).ok_or(DecodeError::NoRequest)?;
+    let req = raw
+        .request
+        .filter(|r| !r.is_null())
+        .ok_or(DecodeError::NoRequest)?;
     let request: AdmissionRequest = serde_json::from_value(req).map_err(DecodeError::Request)?;
-    Ok(Review { api_version: raw.api_version, request })
+    Ok(Review {
+        api_version: raw.api_version,
+        request,
+    })
 }
 
 /// A response to send back.
@@ -96,11 +102,18 @@ pub struct Response {
 
 impl Response {
     pub fn allow() -> Self {
-        Response { allowed: true, ..Default::default() }
+        Response {
+            allowed: true,
+            ..Default::default()
+        }
     }
 
     pub fn deny(message: impl Into<String>) -> Self {
-        Response { allowed: false, message: Some(message.into()), ..Default::default() }
+        Response {
+            allowed: false,
+            message: Some(message.into()),
+            ..Default::default()
+        }
     }
 }
 
@@ -114,7 +127,10 @@ pub fn encode(api_version: &str, uid: Option<&str>, resp: &Response) -> Vec<u8> 
     r.insert("allowed".into(), json!(resp.allowed));
     if let Some(patch) = &resp.patch {
         r.insert("patchType".into(), json!("JSONPatch"));
-        r.insert("patch".into(), json!(base64::engine::general_purpose::STANDARD.encode(patch)));
+        r.insert(
+            "patch".into(),
+            json!(base64::engine::general_purpose::STANDARD.encode(patch)),
+        );
     }
     if resp.message.is_some() || resp.code.is_some() {
         let mut status = serde_json::Map::new();
@@ -152,9 +168,18 @@ mod tests {
     #[test]
     fn rejects_what_is_not_a_review() {
         assert!(matches!(decode(b"{"), Err(DecodeError::Json(_))));
-        assert!(matches!(decode(br#"{"apiVersion":"v1","kind":"AdmissionReview"}"#), Err(DecodeError::ApiVersion(_))));
-        assert!(matches!(decode(br#"{"apiVersion":"admission.k8s.io/v1","kind":"Pod"}"#), Err(DecodeError::Kind(_))));
-        assert!(matches!(decode(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#), Err(DecodeError::NoRequest)));
+        assert!(matches!(
+            decode(br#"{"apiVersion":"v1","kind":"AdmissionReview"}"#),
+            Err(DecodeError::ApiVersion(_))
+        ));
+        assert!(matches!(
+            decode(br#"{"apiVersion":"admission.k8s.io/v1","kind":"Pod"}"#),
+            Err(DecodeError::Kind(_))
+        ));
+        assert!(matches!(
+            decode(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#),
+            Err(DecodeError::NoRequest)
+        ));
         assert!(matches!(
             decode(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":5}}"#),
             Err(DecodeError::Request(_))
@@ -163,7 +188,15 @@ mod tests {
 
     #[test]
     fn encodes_patch_and_echoes() {
-        let out = encode(V1BETA1, Some("u"), &Response { allowed: true, patch: Some(b"[]".to_vec()), ..Default::default() });
+        let out = encode(
+            V1BETA1,
+            Some("u"),
+            &Response {
+                allowed: true,
+                patch: Some(b"[]".to_vec()),
+                ..Default::default()
+            },
+        );
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["apiVersion"], V1BETA1);
         assert_eq!(v["response"]["uid"], "u");

@@ -28,7 +28,11 @@ pub enum CertsCommand {
 
 pub fn run(args: CertsArgs) -> anyhow::Result<()> {
     match args.command {
-        CertsCommand::Generate { out, service, namespace } => {
+        CertsCommand::Generate {
+            out,
+            service,
+            namespace,
+        } => {
             let files = crate::tls::generate_into(&out, &service, &namespace)?;
             for f in [&files.ca_cert, &files.ca_key, &files.cert, &files.key] {
                 println!("wrote {}", f.display());

@@ -39,20 +39,29 @@ pub struct KubeInjectArgs {
 
 pub fn run(args: KubeInjectArgs) -> anyhow::Result<()> {
     let read = |flag: &str, p: &Option<PathBuf>| -> anyhow::Result<Option<String>> {
-        p.as_ref().map(|p| read_input(flag, p)).transpose().map_err(Into::into)
+        p.as_ref()
+            .map(|p| read_input(flag, p))
+            .transpose()
+            .map_err(Into::into)
     };
     let settings = InjectorSettings {
         values_yaml: read("--values", &args.values)?,
         mesh_yaml: read("--mesh-config", &args.mesh_config)?,
         injection_config_yaml: read("--injection-config", &args.injection_config)?,
         templates_dir: args.templates.clone(),
-        native: if args.native_sidecars { NativeSidecars::Enabled } else { NativeSidecars::Disabled },
+        native: if args.native_sidecars {
+            NativeSidecars::Enabled
+        } else {
+            NativeSidecars::Disabled
+        },
         revision: args.revision.clone(),
     };
     let injector = Injector::new(&settings)?;
     let input = if args.filename == "-" {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("reading stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading stdin")?;
         s
     } else {
         std::fs::read_to_string(&args.filename).with_context(|| format!("-f {}", args.filename))?
@@ -62,8 +71,13 @@ pub fn run(args: KubeInjectArgs) -> anyhow::Result<()> {
         eprintln!("{w}");
     }
     match &args.output {
-        Some(path) => std::fs::write(path, &out.yaml).with_context(|| format!("-o {}", path.display()))?,
-        None => std::io::stdout().lock().write_all(out.yaml.as_bytes()).context("writing stdout")?,
+        Some(path) => {
+            std::fs::write(path, &out.yaml).with_context(|| format!("-o {}", path.display()))?
+        }
+        None => std::io::stdout()
+            .lock()
+            .write_all(out.yaml.as_bytes())
+            .context("writing stdout")?,
     }
     Ok(())
 }

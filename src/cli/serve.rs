@@ -62,7 +62,9 @@ pub struct ServeArgs {
 /// Parses a Go-style duration flag (`10s`, `1m30s`, `500ms`).
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     match crate::config::mesh::parse_go_duration(s) {
-        Some(n) if n >= 0 => Ok(std::time::Duration::from_nanos(u64::try_from(n).map_err(|_| "too long".to_string())?)),
+        Some(n) if n >= 0 => Ok(std::time::Duration::from_nanos(
+            u64::try_from(n).map_err(|_| "too long".to_string())?,
+        )),
         _ => Err(format!("{s:?} is not a duration like 10s, 500ms or 1m30s")),
     }
 }

@@ -89,11 +89,10 @@ impl InjectorConfig {
     /// Parses an injector `config` document; values fill what it leaves out.
     pub fn from_yaml(text: &str, values: &Values) -> Result<Self, ConfigError> {
         let doc = parse_yaml("injection config", text)?;
-        let raw: RawConfig =
-            serde_json::from_value(doc).map_err(|e| ConfigError::Invalid {
-                what: "injection config".into(),
-                message: e.to_string(),
-            })?;
+        let raw: RawConfig = serde_json::from_value(doc).map_err(|e| ConfigError::Invalid {
+            what: "injection config".into(),
+            message: e.to_string(),
+        })?;
         let mut cfg = InjectorConfig::default();
         cfg.apply_values(values)?;
         if let Some(p) = raw.policy {
@@ -121,7 +120,11 @@ impl InjectorConfig {
         };
         self.policy = Policy::parse(&values.string("global.proxy.autoInject"));
         let swh = values.get("sidecarInjectorWebhook");
-        let field = |name: &str| swh.and_then(|s| s.get(name)).filter(|v| !v.is_null()).cloned();
+        let field = |name: &str| {
+            swh.and_then(|s| s.get(name))
+                .filter(|v| !v.is_null())
+                .cloned()
+        };
         if let Some(v) = field("alwaysInjectSelector") {
             self.always_inject_selector =
                 serde_json::from_value(v).map_err(|e| invalid("alwaysInjectSelector", e))?;
@@ -170,7 +173,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.never_inject_selector.len(), 1);
-        assert_eq!(cfg.injected_annotations.get("a").map(String::as_str), Some("b"));
+        assert_eq!(
+            cfg.injected_annotations.get("a").map(String::as_str),
+            Some("b")
+        );
     }
 
     #[test]

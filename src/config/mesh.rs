@@ -111,7 +111,9 @@ impl MeshConfig {
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
         let mut overlay = parse_yaml("mesh config", text)?;
         if let Some(o) = overlay.as_object_mut() {
-            let raw = o.remove("defaultConfig").or_else(|| o.remove("default_config"));
+            let raw = o
+                .remove("defaultConfig")
+                .or_else(|| o.remove("default_config"));
             if let Some(dc) = raw {
                 let dc = normalize_proxy_config("mesh config defaultConfig", &dc)?;
                 o.insert("defaultConfig".into(), dc);
@@ -185,7 +187,11 @@ pub fn normalize_proxy_config(what: &str, v: &Value) -> Result<Value, ConfigErro
                 };
                 match n {
                     Some(n) if (0..=i64::from(i32::MAX)).contains(&n) => Value::from(n),
-                    _ => return Err(invalid(format!("{key}: expected a non-negative integer, got {val}"))),
+                    _ => {
+                        return Err(invalid(format!(
+                            "{key}: expected a non-negative integer, got {val}"
+                        )))
+                    }
                 }
             }
             "interceptionMode" => match val.as_str() {
@@ -217,7 +223,11 @@ pub fn normalize_proxy_config(what: &str, v: &Value) -> Result<Value, ConfigErro
             }
             d if DURATION_FIELDS.contains(&d) => match val.as_str().map(parse_go_duration) {
                 Some(Some(nanos)) => Value::String(format_proto_duration(nanos)),
-                _ => return Err(invalid(format!("{key}: {val} is not a duration like 45s or 1m30s"))),
+                _ => {
+                    return Err(invalid(format!(
+                        "{key}: {val} is not a duration like 45s or 1m30s"
+                    )))
+                }
             },
             _ => val.clone(),
         };
@@ -263,7 +273,11 @@ pub fn parse_go_duration(s: &str) -> Option<i128> {
         if frac_part.len() > 18 || int_part.len() > 18 {
             return None;
         }
-        let int: i128 = if int_part.is_empty() { 0 } else { int_part.parse().ok()? };
+        let int: i128 = if int_part.is_empty() {
+            0
+        } else {
+            int_part.parse().ok()?
+        };
         let mut value = int.checked_mul(scale)?;
         if !frac_part.is_empty() {
             let frac: i128 = frac_part.parse().ok()?;
@@ -323,18 +337,29 @@ mod tests {
 
     #[test]
     fn defaults_render_as_empty_proxy_config() {
-        let mesh = MeshConfig::from_yaml("defaultConfig:\n  discoveryAddress: istiod.istio-system.svc:15012\n").unwrap();
+        let mesh = MeshConfig::from_yaml(
+            "defaultConfig:\n  discoveryAddress: istiod.istio-system.svc:15012\n",
+        )
+        .unwrap();
         assert_eq!(proxy_config_env(&effective_proxy_config(&mesh, None)), "{}");
     }
 
     #[test]
     fn annotation_overrides_and_merges_metadata() {
-        let mesh = MeshConfig::from_yaml("defaultConfig:\n  proxyMetadata:\n    A: x\n    B: y\n").unwrap();
-        let ann = normalize_proxy_config("a", &json!({"proxy_metadata": {"B": "z"}, "concurrency": 0})).unwrap();
+        let mesh = MeshConfig::from_yaml("defaultConfig:\n  proxyMetadata:\n    A: x\n    B: y\n")
+            .unwrap();
+        let ann = normalize_proxy_config(
+            "a",
+            &json!({"proxy_metadata": {"B": "z"}, "concurrency": 0}),
+        )
+        .unwrap();
         let pc = effective_proxy_config(&mesh, Some(&ann));
         assert_eq!(pc["proxyMetadata"], json!({"A": "x", "B": "z"}));
         let env: Value = serde_json::from_str(&proxy_config_env(&pc)).unwrap();
-        assert_eq!(env, json!({"proxyMetadata": {"A": "x", "B": "z"}, "concurrency": 0}));
+        assert_eq!(
+            env,
+            json!({"proxyMetadata": {"A": "x", "B": "z"}, "concurrency": 0})
+        );
     }
 
     #[test]

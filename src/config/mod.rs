@@ -104,8 +104,14 @@ mod tests {
     #[test]
     fn deep_merge_merges_maps_and_replaces_scalars() {
         let mut base = json!({"a": {"b": 1, "c": 2}, "l": [1, 2], "s": "x"});
-        deep_merge(&mut base, &json!({"a": {"c": 3, "d": 4}, "l": [9], "s": null}));
-        assert_eq!(base, json!({"a": {"b": 1, "c": 3, "d": 4}, "l": [9], "s": "x"}));
+        deep_merge(
+            &mut base,
+            &json!({"a": {"c": 3, "d": 4}, "l": [9], "s": null}),
+        );
+        assert_eq!(
+            base,
+            json!({"a": {"b": 1, "c": 3, "d": 4}, "l": [9], "s": "x"})
+        );
     }
 
     #[test]

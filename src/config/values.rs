@@ -75,7 +75,8 @@ mod tests {
 
     #[test]
     fn overlay_keeps_unrelated_defaults() {
-        let v = Values::from_yaml("global:\n  proxy:\n    logLevel: debug\nrevision: canary\n").unwrap();
+        let v = Values::from_yaml("global:\n  proxy:\n    logLevel: debug\nrevision: canary\n")
+            .unwrap();
         assert_eq!(v.string("global.proxy.logLevel"), "debug");
         assert_eq!(v.string("global.proxy.clusterDomain"), "cluster.local");
         assert_eq!(v.revision(), "canary");

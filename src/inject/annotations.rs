@@ -46,14 +46,42 @@ type Check = fn(&str) -> Result<(), String>;
 
 /// Annotation → (Istio's short name for the setting, validator).
 const CHECKS: &[(&str, &str, Check)] = &[
-    (INTERCEPTION_MODE, "interceptionMode", check_interception_mode),
-    (INCLUDE_OUTBOUND_IP_RANGES, "includeIPRanges", check_include_ip_ranges),
-    (EXCLUDE_OUTBOUND_IP_RANGES, "excludeIPRanges", check_exclude_ip_ranges),
-    (INCLUDE_INBOUND_PORTS, "includeInboundPorts", check_include_ports),
-    (EXCLUDE_INBOUND_PORTS, "excludeInboundPorts", check_port_list),
-    (EXCLUDE_OUTBOUND_PORTS, "excludeOutboundPorts", check_port_list),
+    (
+        INTERCEPTION_MODE,
+        "interceptionMode",
+        check_interception_mode,
+    ),
+    (
+        INCLUDE_OUTBOUND_IP_RANGES,
+        "includeIPRanges",
+        check_include_ip_ranges,
+    ),
+    (
+        EXCLUDE_OUTBOUND_IP_RANGES,
+        "excludeIPRanges",
+        check_exclude_ip_ranges,
+    ),
+    (
+        INCLUDE_INBOUND_PORTS,
+        "includeInboundPorts",
+        check_include_ports,
+    ),
+    (
+        EXCLUDE_INBOUND_PORTS,
+        "excludeInboundPorts",
+        check_port_list,
+    ),
+    (
+        EXCLUDE_OUTBOUND_PORTS,
+        "excludeOutboundPorts",
+        check_port_list,
+    ),
     (KUBEVIRT_INTERFACES, "kubevirtInterfaces", check_interfaces),
-    (REROUTE_VIRTUAL_INTERFACES, "rerouteVirtualInterfaces", check_interfaces),
+    (
+        REROUTE_VIRTUAL_INTERFACES,
+        "rerouteVirtualInterfaces",
+        check_interfaces,
+    ),
     (EXCLUDE_INTERFACES, "excludeInterfaces", check_interfaces),
     (STATUS_PORT, "statusPort", check_status_port),
     (READINESS_INITIAL_DELAY, "initialDelaySeconds", check_u32),
@@ -95,7 +123,9 @@ fn check_interception_mode(v: &str) -> Result<(), String> {
 fn check_cidrs(v: &str) -> Result<(), String> {
     for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         if part.parse::<IpNet>().is_err() && part.parse::<IpAddr>().is_err() {
-            return Err(format!("{part:?} is not an IP range in CIDR notation (e.g. 10.0.0.0/8)"));
+            return Err(format!(
+                "{part:?} is not an IP range in CIDR notation (e.g. 10.0.0.0/8)"
+            ));
         }
     }
     Ok(())
@@ -152,7 +182,9 @@ fn check_interfaces(v: &str) -> Result<(), String> {
 fn check_status_port(v: &str) -> Result<(), String> {
     match v.trim().parse::<u32>() {
         Ok(n) if n <= 65535 => Ok(()),
-        _ => Err(format!("{v:?} is not a port number (0-65535; 0 disables the proxy probes)")),
+        _ => Err(format!(
+            "{v:?} is not a port number (0-65535; 0 disables the proxy probes)"
+        )),
     }
 }
 
@@ -164,7 +196,9 @@ fn check_u32(v: &str) -> Result<(), String> {
 }
 
 fn check_quantity(v: &str) -> Result<(), String> {
-    quantity::canonicalize(v).map(|_| ()).map_err(|e| e.to_string())
+    quantity::canonicalize(v)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 fn check_json_map(v: &str) -> Result<(), String> {
@@ -225,7 +259,11 @@ mod tests {
     fn every_validated_annotation_accepts_good_and_rejects_bad() {
         let table: &[(&str, &str, &str)] = &[
             (INTERCEPTION_MODE, "TPROXY", "MAGIC"),
-            (INCLUDE_OUTBOUND_IP_RANGES, "10.0.0.0/8,192.168.0.0/16", "bad"),
+            (
+                INCLUDE_OUTBOUND_IP_RANGES,
+                "10.0.0.0/8,192.168.0.0/16",
+                "bad",
+            ),
             (INCLUDE_OUTBOUND_IP_RANGES, "10.0.0.0/8", "10.0.0.0/8,*"),
             (INCLUDE_OUTBOUND_IP_RANGES, "*", "10.0.0.0/33"),
             (EXCLUDE_OUTBOUND_IP_RANGES, "10.96.0.2/24", "*"),
@@ -248,16 +286,28 @@ mod tests {
             (USER_VOLUME, r#"{"v":{"emptyDir":{}}}"#, "[1]"),
             (USER_VOLUME_MOUNT, r#"{"v":{"mountPath":"/x"}}"#, "{"),
             (PROXY_CONFIG, "concurrency: 2", "concurrency: many"),
-            (PROXY_CONFIG, "holdApplicationUntilProxyStarts: true", "noSuchField: 1"),
+            (
+                PROXY_CONFIG,
+                "holdApplicationUntilProxyStarts: true",
+                "noSuchField: 1",
+            ),
             (NATIVE_SIDECAR, "false", "maybe"),
             (PROXY_IMAGE_TYPE, "distroless", "slim"),
             (OVERRIDES, r#"{"containers":[]}"#, "not json"),
         ];
         for (key, good, bad) in table {
-            assert!(check(key, good).is_empty(), "{key}={good} should be valid: {:?}", check(key, good));
+            assert!(
+                check(key, good).is_empty(),
+                "{key}={good} should be valid: {:?}",
+                check(key, good)
+            );
             let errs = check(key, bad);
             assert_eq!(errs.len(), 1, "{key}={bad} should be invalid");
-            assert!(errs[0].contains(key), "message names the annotation: {}", errs[0]);
+            assert!(
+                errs[0].contains(key),
+                "message names the annotation: {}",
+                errs[0]
+            );
         }
     }
 

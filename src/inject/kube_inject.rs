@@ -24,7 +24,11 @@ pub enum KubeInjectError {
         source: InjectError,
     },
     #[error("{kind} {name}: {field} must be an object")]
-    Shape { kind: String, name: String, field: String },
+    Shape {
+        kind: String,
+        name: String,
+        field: String,
+    },
     #[error("cannot write YAML: {0}")]
     Output(#[from] serde_norway::Error),
 }
@@ -39,7 +43,12 @@ pub struct KubeInjectOutput {
 /// Where a kind keeps its pod template.
 fn template_path(kind: &str) -> Option<&'static [&'static str]> {
     match kind {
-        "Deployment" | "DaemonSet" | "ReplicaSet" | "StatefulSet" | "Job" | "ReplicationController"
+        "Deployment"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "StatefulSet"
+        | "Job"
+        | "ReplicationController"
         | "DeploymentConfig" => Some(&["spec", "template"]),
         "CronJob" => Some(&["spec", "jobTemplate", "spec", "template"]),
         _ => None,
@@ -56,14 +65,20 @@ fn display_name(obj: &Value) -> String {
 }
 
 fn kind_of(obj: &Value) -> String {
-    obj.get("kind").and_then(Value::as_str).unwrap_or("").to_string()
+    obj.get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
 }
 
 /// Injects every workload of a multi-document YAML stream.
 pub fn kube_inject(injector: &Injector, input: &str) -> Result<KubeInjectOutput, KubeInjectError> {
     let mut out = KubeInjectOutput::default();
     for (index, doc) in serde_norway::Deserializer::from_str(input).enumerate() {
-        let value = Value::deserialize(doc).map_err(|source| KubeInjectError::Yaml { index: index + 1, source })?;
+        let value = Value::deserialize(doc).map_err(|source| KubeInjectError::Yaml {
+            index: index + 1,
+            source,
+        })?;
         if value.is_null() {
             continue;
         }
@@ -74,7 +89,11 @@ pub fn kube_inject(injector: &Injector, input: &str) -> Result<KubeInjectOutput,
     Ok(out)
 }
 
-fn inject_object(injector: &Injector, mut obj: Value, warnings: &mut Vec<String>) -> Result<Value, KubeInjectError> {
+fn inject_object(
+    injector: &Injector,
+    mut obj: Value,
+    warnings: &mut Vec<String>,
+) -> Result<Value, KubeInjectError> {
     let kind = kind_of(&obj);
     if kind == "List" {
         if let Some(items) = obj.get_mut("items").and_then(Value::as_array_mut) {
@@ -86,16 +105,32 @@ fn inject_object(injector: &Injector, mut obj: Value, warnings: &mut Vec<String>
         return Ok(obj);
     }
     let name = display_name(&obj);
-    let shape = |field: &str| KubeInjectError::Shape { kind: kind.clone(), name: name.clone(), field: field.to_string() };
+    let shape = |field: &str| KubeInjectError::Shape {
+        kind: kind.clone(),
+        name: name.clone(),
+        field: field.to_string(),
+    };
     if obj.get("metadata").is_some_and(|m| !m.is_object()) {
         return Err(shape("metadata"));
     }
     let meta = &obj["metadata"];
     let deploy_meta = DeployMeta {
-        name: meta.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
-        namespace: meta.get("namespace").and_then(Value::as_str).unwrap_or("").to_string(),
+        name: meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        namespace: meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
         kind: kind.clone(),
-        api_version: obj.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string(),
+        api_version: obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
     };
     let (pod, path): (Value, Option<&[&str]>) = if kind == "Pod" {
         (obj.clone(), None)
@@ -107,7 +142,10 @@ fn inject_object(injector: &Injector, mut obj: Value, warnings: &mut Vec<String>
             return Err(shape(&path.join(".")));
         }
         let mut pod = json!({"apiVersion": "v1", "kind": "Pod"});
-        pod["metadata"] = template.get("metadata").cloned().unwrap_or_else(|| json!({}));
+        pod["metadata"] = template
+            .get("metadata")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
         pod["spec"] = template.get("spec").cloned().unwrap_or_else(|| json!({}));
         if !pod["metadata"].is_object() {
             return Err(shape(&format!("{}.metadata", path.join("."))));
@@ -126,10 +164,16 @@ fn inject_object(injector: &Injector, mut obj: Value, warnings: &mut Vec<String>
     };
     let outcome = injector
         .inject(req)
-        .map_err(|source| KubeInjectError::Inject { kind: kind.clone(), name: name.clone(), source })?;
+        .map_err(|source| KubeInjectError::Inject {
+            kind: kind.clone(),
+            name: name.clone(),
+            source,
+        })?;
     let mut injected = match outcome {
         Outcome::Skipped(reason) => {
-            warnings.push(format!("===> Skipping injection because {kind} {name:?} {reason}"));
+            warnings.push(format!(
+                "===> Skipping injection because {kind} {name:?} {reason}"
+            ));
             return Ok(obj);
         }
         Outcome::Injected(p) => p,

@@ -7,8 +7,14 @@ use serde_json::{Map, Value};
 /// The merge key of a list field of a Pod, by field name.
 fn merge_key(field: &str) -> Option<&'static str> {
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env"
-        | "imagePullSecrets" | "resourceClaims" | "readinessGates" => Some(match field {
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets"
+        | "resourceClaims"
+        | "readinessGates" => Some(match field {
             "readinessGates" => "conditionType",
             _ => "name",
         }),
@@ -78,22 +84,37 @@ fn merge_named_lists(target: &mut Vec<Value>, patch: &[Value], key: &str, order:
     }
     // Partition into patch items (in patch order) and server-only items (in original order),
     // then interleave them as Kubernetes' mergeSortedSlice does.
-    let in_patch = |v: &Value| patch.iter().any(|p| p.get(key).is_some() && p.get(key) == v.get(key));
+    let in_patch = |v: &Value| {
+        patch
+            .iter()
+            .any(|p| p.get(key).is_some() && p.get(key) == v.get(key))
+    };
     let merged = std::mem::take(target);
-    let (mut patch_items, server_only): (Vec<Value>, Vec<Value>) = merged.into_iter().partition(|v| in_patch(v));
-    let patch_pos = |v: &Value| patch.iter().position(|p| p.get(key) == v.get(key)).unwrap_or(usize::MAX);
+    let (mut patch_items, server_only): (Vec<Value>, Vec<Value>) =
+        merged.into_iter().partition(|v| in_patch(v));
+    let patch_pos = |v: &Value| {
+        patch
+            .iter()
+            .position(|p| p.get(key) == v.get(key))
+            .unwrap_or(usize::MAX)
+    };
     patch_items.sort_by_key(|v| patch_pos(v));
     let server_pos = |v: &Value| {
         let id = v.get(key).cloned();
         original_keys.iter().position(|k| id.is_some() && *k == id)
     };
-    let (mut left, mut right) = (server_only.into_iter().peekable(), patch_items.into_iter().peekable());
+    let (mut left, mut right) = (
+        server_only.into_iter().peekable(),
+        patch_items.into_iter().peekable(),
+    );
     loop {
         let take_left = match (left.peek(), right.peek()) {
             (None, None) => break,
             (Some(_), None) => true,
             (None, Some(_)) => false,
-            (Some(l), Some(r)) => matches!((server_pos(l), server_pos(r)), (Some(a), Some(b)) if a < b),
+            (Some(l), Some(r)) => {
+                matches!((server_pos(l), server_pos(r)), (Some(a), Some(b)) if a < b)
+            }
         };
         let next = if take_left { left.next() } else { right.next() };
         target.extend(next);
@@ -140,8 +161,16 @@ mod tests {
     #[test]
     fn server_only_items_keep_position_between_known_items() {
         let mut v = json!({"volumes": [{"name": "a"}, {"name": "user"}, {"name": "b"}]});
-        strategic_merge(&mut v, &json!({"volumes": [{"name": "a"}, {"name": "b"}, {"name": "new"}]}));
-        let names: Vec<_> = v["volumes"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap().to_string()).collect();
+        strategic_merge(
+            &mut v,
+            &json!({"volumes": [{"name": "a"}, {"name": "b"}, {"name": "new"}]}),
+        );
+        let names: Vec<_> = v["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap().to_string())
+            .collect();
         assert_eq!(names, ["a", "user", "b", "new"]);
     }
 
@@ -162,7 +191,10 @@ mod tests {
     #[test]
     fn nulls_in_new_items_are_absent() {
         let mut pod = json!({"volumes": []});
-        strategic_merge(&mut pod, &json!({"volumes": [{"name": "v", "emptyDir": null}]}));
+        strategic_merge(
+            &mut pod,
+            &json!({"volumes": [{"name": "v", "emptyDir": null}]}),
+        );
         assert_eq!(pod, json!({"volumes": [{"name": "v"}]}));
     }
 }

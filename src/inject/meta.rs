@@ -24,13 +24,25 @@ pub fn from_pod(pod: &Value) -> DeployMeta {
     let namespace = str_at(&meta, &["namespace"]).unwrap_or("").to_string();
     let pod_name = str_at(&meta, &["name"]).unwrap_or("").to_string();
     let generate_name = str_at(&meta, &["generateName"]).unwrap_or("");
-    let label = |k: &str| meta.get("labels").and_then(|l| l.get(k)).and_then(Value::as_str);
+    let label = |k: &str| {
+        meta.get("labels")
+            .and_then(|l| l.get(k))
+            .and_then(Value::as_str)
+    };
     let controller = meta
         .get("ownerReferences")
         .and_then(Value::as_array)
-        .and_then(|refs| refs.iter().find(|r| r.get("controller").and_then(Value::as_bool) == Some(true)));
+        .and_then(|refs| {
+            refs.iter()
+                .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+        });
     let (Some(owner), false) = (controller, generate_name.is_empty()) else {
-        return DeployMeta { name: pod_name, namespace, kind: "Pod".into(), api_version: "v1".into() };
+        return DeployMeta {
+            name: pod_name,
+            namespace,
+            kind: "Pod".into(),
+            api_version: "v1".into(),
+        };
     };
     let mut dm = DeployMeta {
         name: str_at(owner, &["name"]).unwrap_or("").to_string(),
@@ -80,7 +92,11 @@ pub fn owner_uri(dm: &DeployMeta) -> Option<String> {
     if dm.api_version.is_empty() || dm.name.is_empty() {
         return None;
     }
-    let ns = if dm.namespace.is_empty() { "default" } else { &dm.namespace };
+    let ns = if dm.namespace.is_empty() {
+        "default"
+    } else {
+        &dm.namespace
+    };
     Some(format!(
         "kubernetes://apis/{}/namespaces/{}/{}s/{}",
         dm.api_version,
@@ -102,15 +118,32 @@ mod tests {
 
     #[test]
     fn owner_heuristics() {
-        let d = from_pod(&pod("ReplicaSet", "hello-5d8f7", json!({"pod-template-hash": "5d8f7"})));
+        let d = from_pod(&pod(
+            "ReplicaSet",
+            "hello-5d8f7",
+            json!({"pod-template-hash": "5d8f7"}),
+        ));
         assert_eq!((d.kind.as_str(), d.name.as_str()), ("Deployment", "hello"));
-        assert_eq!(owner_uri(&d).unwrap(), "kubernetes://apis/apps/v1/namespaces/ns/deployments/hello");
+        assert_eq!(
+            owner_uri(&d).unwrap(),
+            "kubernetes://apis/apps/v1/namespaces/ns/deployments/hello"
+        );
         let d = from_pod(&pod("Job", "backup-28401234", json!({})));
-        assert_eq!((d.kind.as_str(), d.name.as_str(), d.api_version.as_str()), ("CronJob", "backup", "batch/v1"));
+        assert_eq!(
+            (d.kind.as_str(), d.name.as_str(), d.api_version.as_str()),
+            ("CronJob", "backup", "batch/v1")
+        );
         let d = from_pod(&pod("Job", "backup-12", json!({})));
         assert_eq!(d.kind, "Job");
-        let d = from_pod(&pod("ReplicationController", "rc-1", json!({"deploymentconfig": "dc"})));
-        assert_eq!((d.kind.as_str(), d.name.as_str()), ("DeploymentConfig", "dc"));
+        let d = from_pod(&pod(
+            "ReplicationController",
+            "rc-1",
+            json!({"deploymentconfig": "dc"}),
+        ));
+        assert_eq!(
+            (d.kind.as_str(), d.name.as_str()),
+            ("DeploymentConfig", "dc")
+        );
         let d = from_pod(&pod("StatefulSet", "db", json!({})));
         assert_eq!((d.kind.as_str(), d.name.as_str()), ("StatefulSet", "db"));
     }
@@ -118,7 +151,10 @@ mod tests {
     #[test]
     fn bare_pod_is_its_own_owner() {
         let d = from_pod(&json!({"metadata": {"name": "p", "namespace": "ns"}}));
-        assert_eq!(owner_uri(&d).unwrap(), "kubernetes://apis/v1/namespaces/ns/pods/p");
+        assert_eq!(
+            owner_uri(&d).unwrap(),
+            "kubernetes://apis/v1/namespaces/ns/pods/p"
+        );
         let d = from_pod(&json!({"metadata": {"generateName": "p-"}}));
         assert_eq!(owner_uri(&d), None);
     }

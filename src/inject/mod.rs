@@ -83,7 +83,13 @@ pub struct Request {
 
 impl Request {
     pub fn webhook(pod: Value, namespace: Option<String>) -> Self {
-        Request { pod, namespace, deploy_meta: None, proxy_envs: BTreeMap::new(), caller: Caller::Webhook }
+        Request {
+            pod,
+            namespace,
+            deploy_meta: None,
+            proxy_envs: BTreeMap::new(),
+            caller: Caller::Webhook,
+        }
     }
 }
 
@@ -138,7 +144,14 @@ fn labels_of(meta: &Value, key: &str) -> BTreeMap<String, String> {
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -153,11 +166,16 @@ fn list_mut<'a>(spec: &'a mut Value, key: &str) -> Option<&'a mut Vec<Value>> {
 }
 
 /// The object at `key` of `v` (created when missing or not an object).
-fn ensure_object<'a>(v: &'a mut Value, key: &str) -> Result<&'a mut Map<String, Value>, InjectError> {
+fn ensure_object<'a>(
+    v: &'a mut Value,
+    key: &str,
+) -> Result<&'a mut Map<String, Value>, InjectError> {
     let parent = v
         .as_object_mut()
         .ok_or_else(|| InjectError::NotAPod("expected a JSON object".into()))?;
-    let slot = parent.entry(key.to_string()).or_insert_with(|| Value::Object(Map::new()));
+    let slot = parent
+        .entry(key.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
     if !slot.is_object() {
         *slot = Value::Object(Map::new());
     }
@@ -228,32 +246,54 @@ impl Injector {
         if !pod.is_object() {
             return Err(InjectError::NotAPod("expected a JSON object".into()));
         }
-        if pod.get("spec").is_some_and(|s| !s.is_object()) || pod.get("metadata").is_some_and(|s| !s.is_object()) {
-            return Err(InjectError::NotAPod("metadata and spec must be objects".into()));
+        if pod.get("spec").is_some_and(|s| !s.is_object())
+            || pod.get("metadata").is_some_and(|s| !s.is_object())
+        {
+            return Err(InjectError::NotAPod(
+                "metadata and spec must be objects".into(),
+            ));
         }
         let meta = ensure_object(&mut pod, "metadata")?;
         meta.remove("managedFields");
-        let has_ns = meta.get("namespace").and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+        let has_ns = meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty());
         if !has_ns {
             if let Some(ns) = req.namespace.as_ref().filter(|n| !n.is_empty()) {
                 meta.insert("namespace".into(), Value::String(ns.clone()));
             }
         }
         ensure_object(&mut pod, "spec")?;
-        let namespace = pod["metadata"].get("namespace").and_then(Value::as_str).unwrap_or("").to_string();
+        let namespace = pod["metadata"]
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let labels = labels_of(&pod["metadata"], "labels");
         let annotations = labels_of(&pod["metadata"], "annotations");
-        let host_network = pod["spec"].get("hostNetwork").and_then(Value::as_bool).unwrap_or(false);
+        let host_network = pod["spec"]
+            .get("hostNetwork")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
 
         let decision_cfg;
         let cfg = match req.caller {
             Caller::Webhook => &self.config,
             Caller::KubeInject => {
-                decision_cfg = InjectorConfig { policy: crate::config::Policy::Enabled, ..InjectorConfig::default() };
+                decision_cfg = InjectorConfig {
+                    policy: crate::config::Policy::Enabled,
+                    ..InjectorConfig::default()
+                };
                 &decision_cfg
             }
         };
-        let facts = policy::PodFacts { namespace: &namespace, host_network, labels: &labels, annotations: &annotations };
+        let facts = policy::PodFacts {
+            namespace: &namespace,
+            host_network,
+            labels: &labels,
+            annotations: &annotations,
+        };
         if let Decision::Skip(reason) = policy::inject_required(cfg, facts) {
             return Ok(Outcome::Skipped(reason));
         }
@@ -261,28 +301,45 @@ impl Injector {
         if !problems.is_empty() {
             return Err(InjectError::InvalidAnnotations(problems));
         }
-        let deploy_meta = req.deploy_meta.clone().unwrap_or_else(|| meta::from_pod(&pod));
+        let deploy_meta = req
+            .deploy_meta
+            .clone()
+            .unwrap_or_else(|| meta::from_pod(&pod));
         canonicalize_pod_quantities(&mut pod["spec"]);
-        self.inject_pod(pod, &deploy_meta, &req.proxy_envs).map(Outcome::Injected)
+        self.inject_pod(pod, &deploy_meta, &req.proxy_envs)
+            .map(Outcome::Injected)
     }
 
     fn status_port(&self, annotations: &BTreeMap<String, String>, pc: &Value) -> i64 {
-        if let Some(p) = annotations.get(ann::STATUS_PORT).and_then(|p| p.trim().parse::<i64>().ok()) {
+        if let Some(p) = annotations
+            .get(ann::STATUS_PORT)
+            .and_then(|p| p.trim().parse::<i64>().ok())
+        {
             return p;
         }
         self.values
             .get("global.proxy.statusPort")
-            .and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+            .and_then(|v| {
+                v.as_i64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
             .or_else(|| pc.get("statusPort").and_then(Value::as_i64))
             .unwrap_or(15020)
     }
 
     fn image(&self, which: &str, annotations: &BTreeMap<String, String>) -> String {
-        if let Some(img) = annotations.get(ann::PROXY_IMAGE).filter(|i| i.contains('/')) {
+        if let Some(img) = annotations
+            .get(ann::PROXY_IMAGE)
+            .filter(|i| i.contains('/'))
+        {
             return img.clone();
         }
         let name = self.values.string(&format!("global.{which}.image"));
-        let name = if name.is_empty() { "proxyv2".to_string() } else { name };
+        let name = if name.is_empty() {
+            "proxyv2".to_string()
+        } else {
+            name
+        };
         if name.contains('/') {
             return name;
         }
@@ -323,7 +380,11 @@ impl Injector {
             }
             Value::Object(r)
         } else {
-            let mut r = self.values.get("global.proxy.resources").cloned().unwrap_or(Value::Null);
+            let mut r = self
+                .values
+                .get("global.proxy.resources")
+                .cloned()
+                .unwrap_or(Value::Null);
             if let Some(m) = r.as_object_mut() {
                 m.retain(|_, v| !v.is_null());
                 for sec in m.values_mut() {
@@ -352,18 +413,29 @@ impl Injector {
         // Effective ProxyConfig (mesh defaultConfig < pod annotation).
         let pc_annotation = match annotations.get(ann::PROXY_CONFIG) {
             Some(text) => {
-                let doc = crate::config::parse_yaml(ann::PROXY_CONFIG, text)
-                    .map_err(|e| InjectError::Annotation { key: ann::PROXY_CONFIG, message: e.to_string() })?;
+                let doc = crate::config::parse_yaml(ann::PROXY_CONFIG, text).map_err(|e| {
+                    InjectError::Annotation {
+                        key: ann::PROXY_CONFIG,
+                        message: e.to_string(),
+                    }
+                })?;
                 Some(
-                    normalize_proxy_config(ann::PROXY_CONFIG, &doc)
-                        .map_err(|e| InjectError::Annotation { key: ann::PROXY_CONFIG, message: e.to_string() })?,
+                    normalize_proxy_config(ann::PROXY_CONFIG, &doc).map_err(|e| {
+                        InjectError::Annotation {
+                            key: ann::PROXY_CONFIG,
+                            message: e.to_string(),
+                        }
+                    })?,
                 )
             }
             None => None,
         };
         let pc = effective_proxy_config(&self.mesh, pc_annotation.as_ref());
         let status_port = self.status_port(&annotations, &pc);
-        let mesh_status_port = pc.get("statusPort").and_then(Value::as_i64).unwrap_or(15020);
+        let mesh_status_port = pc
+            .get("statusPort")
+            .and_then(Value::as_i64)
+            .unwrap_or(15020);
         let agent_status_port = annotations
             .get(ann::STATUS_PORT)
             .and_then(|p| p.trim().parse::<i64>().ok())
@@ -377,27 +449,52 @@ impl Injector {
         if let Some(status) = annotations.get(ann::STATUS).cloned() {
             let status: Value = serde_json::from_str(&status).unwrap_or(Value::Null);
             let names = |k: &str| -> Vec<String> {
-                status.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default()
+                status
+                    .get(k)
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default()
             };
-            let (inits, conts, vols, secrets) = (names("initContainers"), names("containers"), names("volumes"), names("imagePullSecrets"));
+            let (inits, conts, vols, secrets) = (
+                names("initContainers"),
+                names("containers"),
+                names("volumes"),
+                names("imagePullSecrets"),
+            );
             let spec = &mut pod["spec"];
             let mut restored_prometheus: Vec<(String, String)> = Vec::new();
             for list in ["initContainers", "containers"] {
                 if let Some(cs) = list_mut(spec, list) {
                     if let Some(old) = cs.iter().find(|c| name_of(c) == Some(PROXY_CONTAINER)) {
-                        for e in old.get("env").and_then(Value::as_array).into_iter().flatten() {
+                        for e in old
+                            .get("env")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                        {
                             let value = e.get("value").and_then(Value::as_str);
                             match name_of(e) {
                                 Some(probes::APP_PROBERS_ENV) => {
-                                    if let Some(Ok(Value::Object(m))) = value.map(serde_json::from_str::<Value>) {
+                                    if let Some(Ok(Value::Object(m))) =
+                                        value.map(serde_json::from_str::<Value>)
+                                    {
                                         previous_probers.extend(m);
                                     }
                                 }
                                 Some(PROMETHEUS_ENV) => {
-                                    if let Some(Ok(Value::Object(m))) = value.map(serde_json::from_str::<Value>) {
+                                    if let Some(Ok(Value::Object(m))) =
+                                        value.map(serde_json::from_str::<Value>)
+                                    {
                                         for (k, v) in m {
-                                            if let (Some(v), Some(key)) = (v.as_str(), prometheus::annotation_for(&k)) {
-                                                restored_prometheus.push((key.to_string(), v.to_string()));
+                                            if let (Some(v), Some(key)) =
+                                                (v.as_str(), prometheus::annotation_for(&k))
+                                            {
+                                                restored_prometheus
+                                                    .push((key.to_string(), v.to_string()));
                                             }
                                         }
                                     }
@@ -419,7 +516,11 @@ impl Injector {
                 ps.retain(|v| !secrets.iter().any(|n| Some(n.as_str()) == name_of(v)));
             }
             // Prometheus: drop what the earlier merge wrote, then restore the app's originals.
-            if annotations.get(prometheus::PORT).and_then(|p| p.parse::<i64>().ok()) == Some(mesh_status_port) {
+            if annotations
+                .get(prometheus::PORT)
+                .and_then(|p| p.parse::<i64>().ok())
+                == Some(mesh_status_port)
+            {
                 for k in [prometheus::SCRAPE, prometheus::PORT, prometheus::PATH] {
                     annotations.remove(k);
                 }
@@ -431,10 +532,18 @@ impl Injector {
         // User overrides of injected containers (recorded ones win on re-injection).
         let mut overrides: Vec<(String, Value)> = Vec::new();
         if let Some(text) = &overrides_json {
-            let parsed: Value = serde_json::from_str(text)
-                .map_err(|e| InjectError::Annotation { key: ann::OVERRIDES, message: format!("invalid JSON: {e}") })?;
+            let parsed: Value =
+                serde_json::from_str(text).map_err(|e| InjectError::Annotation {
+                    key: ann::OVERRIDES,
+                    message: format!("invalid JSON: {e}"),
+                })?;
             for list in ["initContainers", "containers"] {
-                for c in parsed.get(list).and_then(Value::as_array).into_iter().flatten() {
+                for c in parsed
+                    .get(list)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     if let Some(n) = name_of(c) {
                         overrides.push((n.to_string(), c.clone()));
                     }
@@ -480,10 +589,19 @@ impl Injector {
         let interception_mode = annotations
             .get(ann::INTERCEPTION_MODE)
             .cloned()
-            .or_else(|| pc.get("interceptionMode").and_then(Value::as_str).map(str::to_string))
+            .or_else(|| {
+                pc.get("interceptionMode")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
             .unwrap_or_else(|| "REDIRECT".into());
-        let hold = pc.get("holdApplicationUntilProxyStarts").and_then(Value::as_bool).unwrap_or(false)
-            || self.values.truthy("global.proxy.holdApplicationUntilProxyStarts");
+        let hold = pc
+            .get("holdApplicationUntilProxyStarts")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            || self
+                .values
+                .truthy("global.proxy.holdApplicationUntilProxyStarts");
 
         let ctx = self.template_context(TemplateInputs {
             pod: &pod,
@@ -499,7 +617,12 @@ impl Injector {
 
         // Render every requested template and merge each onto the pod.
         let names: Vec<String> = match annotations.get(ann::TEMPLATES) {
-            Some(list) => list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
             None => self.config.default_templates.clone(),
         };
         let mut expanded = Vec::new();
@@ -509,22 +632,40 @@ impl Injector {
                 None => expanded.push(n),
             }
         }
-        let mut status_lists: [(&str, Vec<String>); 4] =
-            [("initContainers", vec![]), ("containers", vec![]), ("volumes", vec![]), ("imagePullSecrets", vec![])];
+        let mut status_lists: [(&str, Vec<String>); 4] = [
+            ("initContainers", vec![]),
+            ("containers", vec![]),
+            ("volumes", vec![]),
+            ("imagePullSecrets", vec![]),
+        ];
         for name in &expanded {
             let mut rendered = self.render_cached(name, &ctx)?;
             if !rendered.is_object() {
-                return Err(InjectError::TemplateOutput { template: name.clone(), message: "expected a mapping with metadata/spec".into() });
+                return Err(InjectError::TemplateOutput {
+                    template: name.clone(),
+                    message: "expected a mapping with metadata/spec".into(),
+                });
             }
             // Keep only the shape a template may set; anything at the top level other than
             // metadata and spec is an error rather than silently merged.
-            if let Some(extra) = rendered.as_object().and_then(|o| o.keys().find(|k| *k != "metadata" && *k != "spec")) {
-                return Err(InjectError::TemplateOutput { template: name.clone(), message: format!("unexpected top-level key {extra:?} (only metadata and spec)") });
+            if let Some(extra) = rendered
+                .as_object()
+                .and_then(|o| o.keys().find(|k| *k != "metadata" && *k != "spec"))
+            {
+                return Err(InjectError::TemplateOutput {
+                    template: name.clone(),
+                    message: format!("unexpected top-level key {extra:?} (only metadata and spec)"),
+                });
             }
             if let Some(spec) = rendered.get_mut("spec") {
                 canonicalize_pod_quantities(spec);
                 for (key, names) in status_lists.iter_mut() {
-                    for item in spec.get(*key).and_then(Value::as_array).into_iter().flatten() {
+                    for item in spec
+                        .get(*key)
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
                         if let Some(n) = name_of(item) {
                             if !names.iter().any(|x| x == n) {
                                 names.push(n.to_string());
@@ -539,9 +680,15 @@ impl Injector {
         // Re-apply user overrides on top of the rendered containers.
         let mut recorded = Map::new();
         for (name, ov) in &overrides {
-            let list = if name == PROXY_CONTAINER && !native { "containers" } else { "initContainers" };
+            let list = if name == PROXY_CONTAINER && !native {
+                "containers"
+            } else {
+                "initContainers"
+            };
             for l in ["initContainers", "containers"] {
-                if let Some(c) = list_mut(&mut pod["spec"], l).and_then(|cs| cs.iter_mut().find(|c| name_of(c) == Some(name))) {
+                if let Some(c) = list_mut(&mut pod["spec"], l)
+                    .and_then(|cs| cs.iter_mut().find(|c| name_of(c) == Some(name)))
+                {
                     merge::merge_with(c, ov, merge::ListOrder::Append);
                 }
             }
@@ -558,7 +705,8 @@ impl Injector {
         if !proxy_envs.is_empty() {
             update_cluster_env(&mut pod["spec"], proxy_envs);
         }
-        let prom = prometheus::merge(&self.mesh, &annotations, mesh_status_port).map_err(InjectError::Prometheus)?;
+        let prom = prometheus::merge(&self.mesh, &annotations, mesh_status_port)
+            .map_err(InjectError::Prometheus)?;
         if let Some(env) = &prom.env {
             push_proxy_env(&mut pod["spec"], PROMETHEUS_ENV, env);
         }
@@ -586,7 +734,14 @@ impl Injector {
         let status = {
             let mut m = Map::new();
             for (key, names) in &status_lists {
-                m.insert((*key).to_string(), if names.is_empty() { Value::Null } else { json!(names) });
+                m.insert(
+                    (*key).to_string(),
+                    if names.is_empty() {
+                        Value::Null
+                    } else {
+                        json!(names)
+                    },
+                );
             }
             m.insert("revision".into(), json!(revision));
             Value::Object(m).to_string()
@@ -616,7 +771,10 @@ impl Injector {
                 }
                 a.insert(ann::STATUS.into(), json!(status));
                 if first_injection && !recorded.is_empty() {
-                    a.insert(ann::OVERRIDES.into(), json!(Value::Object(recorded).to_string()));
+                    a.insert(
+                        ann::OVERRIDES.into(),
+                        json!(Value::Object(recorded).to_string()),
+                    );
                 }
                 for (k, v) in &self.config.injected_annotations {
                     a.insert(k.clone(), json!(v));
@@ -628,9 +786,16 @@ impl Injector {
     }
 
     fn apply_override_uid(&self, spec: &mut Value, overrides: &[(String, Value)], mode: &str) {
-        let Some((_, proxy)) = overrides.iter().find(|(n, _)| n == PROXY_CONTAINER) else { return };
-        let uid = proxy.get("securityContext").and_then(|s| s.get("runAsUser")).and_then(Value::as_i64);
-        let user_init_args = overrides.iter().any(|(n, o)| n == INIT_CONTAINER && o.get("args").is_some());
+        let Some((_, proxy)) = overrides.iter().find(|(n, _)| n == PROXY_CONTAINER) else {
+            return;
+        };
+        let uid = proxy
+            .get("securityContext")
+            .and_then(|s| s.get("runAsUser"))
+            .and_then(Value::as_i64);
+        let user_init_args = overrides
+            .iter()
+            .any(|(n, o)| n == INIT_CONTAINER && o.get("args").is_some());
         if let Some(uid) = uid.filter(|u| *u != 0) {
             if mode != "TPROXY" && !user_init_args {
                 for l in ["initContainers", "containers"] {
@@ -653,7 +818,9 @@ impl Injector {
             for l in ["initContainers", "containers"] {
                 for c in list_mut(spec, l).into_iter().flatten() {
                     if name_of(c) == Some(PROXY_CONTAINER) {
-                        if let Some(sc) = c.get_mut("securityContext").and_then(Value::as_object_mut) {
+                        if let Some(sc) =
+                            c.get_mut("securityContext").and_then(Value::as_object_mut)
+                        {
                             sc.insert("runAsUser".into(), json!(0));
                         }
                     }
@@ -676,28 +843,48 @@ struct TemplateInputs<'a> {
 }
 
 fn canonical_name(labels: &BTreeMap<String, String>, dm: &DeployMeta) -> String {
-    let raw = ["service.istio.io/canonical-name", "app.kubernetes.io/name", "app"]
-        .iter()
-        .find_map(|k| labels.get(*k).filter(|v| !v.is_empty()))
-        .cloned()
-        .unwrap_or_else(|| dm.name.clone());
+    let raw = [
+        "service.istio.io/canonical-name",
+        "app.kubernetes.io/name",
+        "app",
+    ]
+    .iter()
+    .find_map(|k| labels.get(*k).filter(|v| !v.is_empty()))
+    .cloned()
+    .unwrap_or_else(|| dm.name.clone());
     let truncated: String = raw.chars().take(63).collect();
-    truncated.trim_matches(|c| matches!(c, '-' | '_' | '.')).to_string()
+    truncated
+        .trim_matches(|c| matches!(c, '-' | '_' | '.'))
+        .to_string()
 }
 
 fn canonical_revision(labels: &BTreeMap<String, String>) -> String {
-    ["service.istio.io/canonical-revision", "app.kubernetes.io/version", "version"]
-        .iter()
-        .find_map(|k| labels.get(*k).filter(|v| !v.is_empty()))
-        .cloned()
-        .unwrap_or_else(|| "latest".into())
+    [
+        "service.istio.io/canonical-revision",
+        "app.kubernetes.io/version",
+        "version",
+    ]
+    .iter()
+    .find_map(|k| labels.get(*k).filter(|v| !v.is_empty()))
+    .cloned()
+    .unwrap_or_else(|| "latest".into())
 }
 
 /// `ISTIO_META_POD_PORTS`: every container port of the app containers, in Istio's layout.
 fn pod_ports_json(spec: &Value) -> String {
     let mut items = Vec::new();
-    for c in spec.get("containers").and_then(Value::as_array).into_iter().flatten() {
-        for p in c.get("ports").and_then(Value::as_array).into_iter().flatten() {
+    for c in spec
+        .get("containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for p in c
+            .get("ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let mut m = Map::new();
             for k in ["name", "hostPort", "containerPort", "protocol", "hostIP"] {
                 if let Some(v) = p.get(k).filter(|v| !v.is_null() && *v != "" && *v != 0) {
@@ -716,7 +903,10 @@ fn pod_ports_json(spec: &Value) -> String {
 }
 
 fn user_map_list(annotations: &BTreeMap<String, String>, key: &str) -> Vec<Value> {
-    let Some(Ok(Value::Object(m))) = annotations.get(key).map(|t| serde_json::from_str::<Value>(t)) else {
+    let Some(Ok(Value::Object(m))) = annotations
+        .get(key)
+        .map(|t| serde_json::from_str::<Value>(t))
+    else {
         return Vec::new();
     };
     let mut out: Vec<(String, Value)> = m.into_iter().collect();
@@ -774,7 +964,11 @@ impl Injector {
             .collect();
         let trust_domain = {
             let t = self.mesh.string("trustDomain");
-            if t.is_empty() { self.values.string("global.trustDomain") } else { t }
+            if t.is_empty() {
+                self.values.string("global.trustDomain")
+            } else {
+                t
+            }
         };
         let workload_name = i
             .labels
@@ -784,16 +978,59 @@ impl Injector {
         let mut cni_annotations = BTreeMap::new();
         if self.values.cni_enabled() {
             let a = |k: &str, d: String| i.annotations.get(k).cloned().unwrap_or(d);
-            cni_annotations.insert(ann::INCLUDE_OUTBOUND_IP_RANGES, a(ann::INCLUDE_OUTBOUND_IP_RANGES, self.values.string("global.proxy.includeIPRanges")));
-            cni_annotations.insert(ann::EXCLUDE_OUTBOUND_IP_RANGES, a(ann::EXCLUDE_OUTBOUND_IP_RANGES, self.values.string("global.proxy.excludeIPRanges")));
-            cni_annotations.insert(ann::INCLUDE_INBOUND_PORTS, a(ann::INCLUDE_INBOUND_PORTS, self.values.string("global.proxy.includeInboundPorts")));
-            let excl = a(ann::EXCLUDE_INBOUND_PORTS, self.values.string("global.proxy.excludeInboundPorts"));
+            cni_annotations.insert(
+                ann::INCLUDE_OUTBOUND_IP_RANGES,
+                a(
+                    ann::INCLUDE_OUTBOUND_IP_RANGES,
+                    self.values.string("global.proxy.includeIPRanges"),
+                ),
+            );
+            cni_annotations.insert(
+                ann::EXCLUDE_OUTBOUND_IP_RANGES,
+                a(
+                    ann::EXCLUDE_OUTBOUND_IP_RANGES,
+                    self.values.string("global.proxy.excludeIPRanges"),
+                ),
+            );
+            cni_annotations.insert(
+                ann::INCLUDE_INBOUND_PORTS,
+                a(
+                    ann::INCLUDE_INBOUND_PORTS,
+                    self.values.string("global.proxy.includeInboundPorts"),
+                ),
+            );
+            let excl = a(
+                ann::EXCLUDE_INBOUND_PORTS,
+                self.values.string("global.proxy.excludeInboundPorts"),
+            );
             let sp = i.status_port.to_string();
-            let excl = if sp == "0" || excl.split(',').any(|p| p.trim() == sp) { excl } else if excl.trim().is_empty() { sp } else { format!("{excl},{sp}") };
+            let excl = if sp == "0" || excl.split(',').any(|p| p.trim() == sp) {
+                excl
+            } else if excl.trim().is_empty() {
+                sp
+            } else {
+                format!("{excl},{sp}")
+            };
             cni_annotations.insert(ann::EXCLUDE_INBOUND_PORTS, excl);
-            cni_annotations.insert(ann::INCLUDE_OUTBOUND_PORTS, a(ann::INCLUDE_OUTBOUND_PORTS, self.values.string("global.proxy.includeOutboundPorts")));
-            cni_annotations.insert(ann::EXCLUDE_OUTBOUND_PORTS, a(ann::EXCLUDE_OUTBOUND_PORTS, self.values.string("global.proxy.excludeOutboundPorts")));
-            for k in [ann::KUBEVIRT_INTERFACES, ann::REROUTE_VIRTUAL_INTERFACES, ann::EXCLUDE_INTERFACES] {
+            cni_annotations.insert(
+                ann::INCLUDE_OUTBOUND_PORTS,
+                a(
+                    ann::INCLUDE_OUTBOUND_PORTS,
+                    self.values.string("global.proxy.includeOutboundPorts"),
+                ),
+            );
+            cni_annotations.insert(
+                ann::EXCLUDE_OUTBOUND_PORTS,
+                a(
+                    ann::EXCLUDE_OUTBOUND_PORTS,
+                    self.values.string("global.proxy.excludeOutboundPorts"),
+                ),
+            );
+            for k in [
+                ann::KUBEVIRT_INTERFACES,
+                ann::REROUTE_VIRTUAL_INTERFACES,
+                ann::EXCLUDE_INTERFACES,
+            ] {
                 if let Some(v) = i.annotations.get(k) {
                     cni_annotations.insert(k, v.clone());
                 }
@@ -836,7 +1073,11 @@ impl Injector {
 
 fn proxy_container(spec: &mut Value) -> Option<&mut Value> {
     for l in ["containers", "initContainers"] {
-        if let Some(idx) = spec.get(l).and_then(Value::as_array).and_then(|cs| cs.iter().position(|c| name_of(c) == Some(PROXY_CONTAINER))) {
+        if let Some(idx) = spec
+            .get(l)
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().position(|c| name_of(c) == Some(PROXY_CONTAINER)))
+        {
             return list_mut(spec, l).and_then(|cs| cs.get_mut(idx));
         }
     }
@@ -845,9 +1086,13 @@ fn proxy_container(spec: &mut Value) -> Option<&mut Value> {
 
 /// Sets (or appends) an env var on `istio-proxy`.
 fn push_proxy_env(spec: &mut Value, name: &str, value: &str) {
-    let Some(c) = proxy_container(spec).and_then(Value::as_object_mut) else { return };
+    let Some(c) = proxy_container(spec).and_then(Value::as_object_mut) else {
+        return;
+    };
     let env = c.entry("env").or_insert_with(|| json!([]));
-    let Some(env) = env.as_array_mut() else { return };
+    let Some(env) = env.as_array_mut() else {
+        return;
+    };
     match env.iter_mut().find(|e| name_of(e) == Some(name)) {
         Some(e) => *e = json!({"name": name, "value": value}),
         None => env.push(json!({"name": name, "value": value})),
@@ -856,9 +1101,13 @@ fn push_proxy_env(spec: &mut Value, name: &str, value: &str) {
 
 /// Env overrides from the webhook path: replace existing values, append the rest sorted.
 fn update_cluster_env(spec: &mut Value, envs: &BTreeMap<String, String>) {
-    let Some(c) = proxy_container(spec).and_then(Value::as_object_mut) else { return };
+    let Some(c) = proxy_container(spec).and_then(Value::as_object_mut) else {
+        return;
+    };
     let env = c.entry("env").or_insert_with(|| json!([]));
-    let Some(env) = env.as_array_mut() else { return };
+    let Some(env) = env.as_array_mut() else {
+        return;
+    };
     env.retain(|e| !name_of(e).is_some_and(|n| envs.contains_key(n)));
     for (k, v) in envs {
         env.push(json!({"name": k, "value": v}));
@@ -899,7 +1148,8 @@ pub fn create_patch(original: &Value, injected: &Value) -> json_patch::Patch {
 
 /// Reads a file for the injector settings, naming the flag on error.
 pub fn read_input(flag: &str, path: &Path) -> Result<String, std::io::Error> {
-    std::fs::read_to_string(path).map_err(|e| std::io::Error::new(e.kind(), format!("{flag} {}: {e}", path.display())))
+    std::fs::read_to_string(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{flag} {}: {e}", path.display())))
 }
 
 #[cfg(test)]

@@ -80,7 +80,10 @@ pub fn inject_required(cfg: &InjectorConfig, pod: PodFacts<'_>) -> Decision {
         Some("false") => Some(false),
         Some("") | None => None,
         Some(other) => {
-            tracing::warn!(value = other, "invalid {INJECT_ANNOTATION} value; using the defaults");
+            tracing::warn!(
+                value = other,
+                "invalid {INJECT_ANNOTATION} value; using the defaults"
+            );
             None
         }
     };
@@ -130,7 +133,11 @@ pub struct WebhookEntry {
 /// The webhook entries an install of `revision` renders (`""` = the default revision), as in
 /// Istio's `mutatingwebhook.yaml`.
 pub fn webhook_entries(revision: &str, enable_namespaces_by_default: bool) -> Vec<WebhookEntry> {
-    let r = if revision.is_empty() { "default" } else { revision };
+    let r = if revision.is_empty() {
+        "default"
+    } else {
+        revision
+    };
     let entry = |name: &str, ns: LabelSelector, obj: LabelSelector| WebhookEntry {
         name: name.to_string(),
         revision: r.to_string(),
@@ -202,7 +209,9 @@ pub fn matching_webhooks<'a>(
 ) -> Vec<&'a WebhookEntry> {
     entries
         .iter()
-        .filter(|e| e.namespace_selector.matches(namespace_labels) && e.object_selector.matches(pod_labels))
+        .filter(|e| {
+            e.namespace_selector.matches(namespace_labels) && e.object_selector.matches(pod_labels)
+        })
         .collect()
 }
 
@@ -211,7 +220,10 @@ mod tests {
     use super::*;
 
     fn m(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     /// Stage A + stage B together: which revision injects, if any.
@@ -229,9 +241,17 @@ mod tests {
         ns_labels.insert("kubernetes.io/metadata.name".into(), ns_name.into());
         let (pl, pa) = (m(pod_labels), m(pod_ann));
         let called = matching_webhooks(&entries, &ns_labels, &pl);
-        assert!(called.len() <= 1, "more than one webhook called: {called:?}");
+        assert!(
+            called.len() <= 1,
+            "more than one webhook called: {called:?}"
+        );
         let hook = called.first()?;
-        let facts = PodFacts { namespace: ns_name, host_network, labels: &pl, annotations: &pa };
+        let facts = PodFacts {
+            namespace: ns_name,
+            host_network,
+            labels: &pl,
+            annotations: &pa,
+        };
         (inject_required(cfg, facts) == Decision::Inject).then(|| hook.revision.clone())
     }
 
@@ -244,24 +264,72 @@ mod tests {
         let d = Some("default".to_string());
         // 1-6
         assert_eq!(outcome(&cfg, "app", &en, &[], &[], false), d);
-        assert_eq!(outcome(&cfg, "app", &en, &[(INJ, "false")], &[], false), None);
-        assert_eq!(outcome(&cfg, "app", &en, &[], &[(INJ, "false")], false), None);
-        assert_eq!(outcome(&cfg, "app", &en, &[(INJ, "true")], &[(INJ, "false")], false), d);
-        assert_eq!(outcome(&cfg, "app", &en, &[(INJ, "false")], &[(INJ, "true")], false), None);
-        assert_eq!(outcome(&cfg, "app", &[("istio-injection", "disabled")], &[(INJ, "true")], &[], false), None);
+        assert_eq!(
+            outcome(&cfg, "app", &en, &[(INJ, "false")], &[], false),
+            None
+        );
+        assert_eq!(
+            outcome(&cfg, "app", &en, &[], &[(INJ, "false")], false),
+            None
+        );
+        assert_eq!(
+            outcome(&cfg, "app", &en, &[(INJ, "true")], &[(INJ, "false")], false),
+            d
+        );
+        assert_eq!(
+            outcome(&cfg, "app", &en, &[(INJ, "false")], &[(INJ, "true")], false),
+            None
+        );
+        assert_eq!(
+            outcome(
+                &cfg,
+                "app",
+                &[("istio-injection", "disabled")],
+                &[(INJ, "true")],
+                &[],
+                false
+            ),
+            None
+        );
         // 7-10
         assert_eq!(outcome(&cfg, "app", &[], &[(INJ, "true")], &[], false), d);
-        assert_eq!(outcome(&cfg, "app", &[], &[], &[(INJ, "true")], false), None);
-        assert_eq!(outcome(&cfg, "app", &[], &[("istio.io/rev", "default")], &[], false), d);
         assert_eq!(
-            outcome(&cfg, "app", &[], &[(INJ, "true"), ("istio.io/rev", "canary")], &[], false),
+            outcome(&cfg, "app", &[], &[], &[(INJ, "true")], false),
+            None
+        );
+        assert_eq!(
+            outcome(&cfg, "app", &[], &[("istio.io/rev", "default")], &[], false),
+            d
+        );
+        assert_eq!(
+            outcome(
+                &cfg,
+                "app",
+                &[],
+                &[(INJ, "true"), ("istio.io/rev", "canary")],
+                &[],
+                false
+            ),
             Some("canary".into())
         );
         // 11-13
-        assert_eq!(outcome(&cfg, "app", &[("istio.io/rev", "default")], &[], &[], false), d);
-        assert_eq!(outcome(&cfg, "app", &[("istio.io/rev", "canary")], &[], &[], false), Some("canary".into()));
         assert_eq!(
-            outcome(&cfg, "app", &[("istio-injection", "enabled"), ("istio.io/rev", "canary")], &[], &[], false),
+            outcome(&cfg, "app", &[("istio.io/rev", "default")], &[], &[], false),
+            d
+        );
+        assert_eq!(
+            outcome(&cfg, "app", &[("istio.io/rev", "canary")], &[], &[], false),
+            Some("canary".into())
+        );
+        assert_eq!(
+            outcome(
+                &cfg,
+                "app",
+                &[("istio-injection", "enabled"), ("istio.io/rev", "canary")],
+                &[],
+                &[],
+                false
+            ),
             d
         );
         // 14-16
@@ -275,21 +343,43 @@ mod tests {
         let en = [("istio-injection", "enabled")];
         let d = Some("default".to_string());
         // 17: policy disabled
-        let mut cfg = InjectorConfig { policy: Policy::Disabled, ..Default::default() };
+        let mut cfg = InjectorConfig {
+            policy: Policy::Disabled,
+            ..Default::default()
+        };
         assert_eq!(outcome(&cfg, "app", &en, &[], &[], false), None);
         assert_eq!(outcome(&cfg, "app", &en, &[], &[(INJ, "true")], false), d);
         cfg.always_inject_selector = vec![LabelSelector {
             match_labels: m(&[("always", "yes")]),
             ..Default::default()
         }];
-        assert_eq!(outcome(&cfg, "app", &en, &[("always", "yes")], &[], false), d);
+        assert_eq!(
+            outcome(&cfg, "app", &en, &[("always", "yes")], &[], false),
+            d
+        );
         // 18: neverInjectSelector
         let cfg = InjectorConfig {
-            never_inject_selector: vec![LabelSelector { match_labels: m(&[("never", "yes")]), ..Default::default() }],
+            never_inject_selector: vec![LabelSelector {
+                match_labels: m(&[("never", "yes")]),
+                ..Default::default()
+            }],
             ..Default::default()
         };
-        assert_eq!(outcome(&cfg, "app", &en, &[("never", "yes")], &[], false), None);
-        assert_eq!(outcome(&cfg, "app", &en, &[("never", "yes")], &[(INJ, "true")], false), d);
+        assert_eq!(
+            outcome(&cfg, "app", &en, &[("never", "yes")], &[], false),
+            None
+        );
+        assert_eq!(
+            outcome(
+                &cfg,
+                "app",
+                &en,
+                &[("never", "yes")],
+                &[(INJ, "true")],
+                false
+            ),
+            d
+        );
     }
 
     #[test]
@@ -305,12 +395,31 @@ mod tests {
 
     #[test]
     fn unknown_policy_and_odd_values() {
-        let cfg = InjectorConfig { policy: Policy::Other("sometimes".into()), ..Default::default() };
+        let cfg = InjectorConfig {
+            policy: Policy::Other("sometimes".into()),
+            ..Default::default()
+        };
         let l = m(&[]);
-        let facts = PodFacts { namespace: "a", host_network: false, labels: &l, annotations: &l };
-        assert_eq!(inject_required(&cfg, facts), Decision::Skip(SkipReason::UnknownPolicy("sometimes".into())));
+        let facts = PodFacts {
+            namespace: "a",
+            host_network: false,
+            labels: &l,
+            annotations: &l,
+        };
+        assert_eq!(
+            inject_required(&cfg, facts),
+            Decision::Skip(SkipReason::UnknownPolicy("sometimes".into()))
+        );
         let odd = m(&[(INJ, "yes")]);
-        let facts = PodFacts { namespace: "a", host_network: false, labels: &odd, annotations: &l };
-        assert_eq!(inject_required(&InjectorConfig::default(), facts), Decision::Inject);
+        let facts = PodFacts {
+            namespace: "a",
+            host_network: false,
+            labels: &odd,
+            annotations: &l,
+        };
+        assert_eq!(
+            inject_required(&InjectorConfig::default(), facts),
+            Decision::Inject
+        );
     }
 }

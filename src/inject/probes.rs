@@ -33,11 +33,18 @@ fn resolve_port(port: &Value, container: &Value) -> Option<Value> {
 }
 
 /// The prober entry for one probe or handler, or `None` when it is not rewritable.
-fn prober_entry(handler: &Value, container: &Value, status_port: i64, with_timeout: bool) -> Option<Value> {
+fn prober_entry(
+    handler: &Value,
+    container: &Value,
+    status_port: i64,
+    with_timeout: bool,
+) -> Option<Value> {
     let mut entry = Map::new();
     let mut found = false;
     for action in ["httpGet", "tcpSocket", "grpc"] {
-        let Some(a) = handler.get(action).and_then(Value::as_object) else { continue };
+        let Some(a) = handler.get(action).and_then(Value::as_object) else {
+            continue;
+        };
         let port = resolve_port(a.get("port")?, container)?;
         if port.as_i64() == Some(status_port) {
             return None;
@@ -55,7 +62,10 @@ fn prober_entry(handler: &Value, container: &Value, status_port: i64, with_timeo
         return None;
     }
     if with_timeout {
-        if let Some(t) = handler.get("timeoutSeconds").filter(|t| t.as_i64().unwrap_or(0) != 0) {
+        if let Some(t) = handler
+            .get("timeoutSeconds")
+            .filter(|t| t.as_i64().unwrap_or(0) != 0)
+        {
             entry.insert("timeoutSeconds".into(), t.clone());
         }
     }
@@ -74,9 +84,14 @@ fn app_containers(spec: &Value) -> impl Iterator<Item = &Value> {
 pub fn dump_app_probers(spec: &Value, status_port: i64) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     for c in app_containers(spec) {
-        let Some(name) = c.get("name").and_then(Value::as_str) else { continue };
+        let Some(name) = c.get("name").and_then(Value::as_str) else {
+            continue;
+        };
         for (field, suffix) in PROBES {
-            if let Some(e) = c.get(*field).and_then(|p| prober_entry(p, c, status_port, true)) {
+            if let Some(e) = c
+                .get(*field)
+                .and_then(|p| prober_entry(p, c, status_port, true))
+            {
                 out.insert(format!("/app-health/{name}/{suffix}"), e);
             }
         }
@@ -91,7 +106,9 @@ pub fn dump_app_probers(spec: &Value, status_port: i64) -> BTreeMap<String, Valu
 }
 
 fn rewrite_handler(handler: &mut Value, path: &str, status_port: i64) {
-    let Some(h) = handler.as_object_mut() else { return };
+    let Some(h) = handler.as_object_mut() else {
+        return;
+    };
     if let Some(Value::Object(get)) = h.get_mut("httpGet") {
         get.insert("port".into(), json!(status_port));
         get.insert("path".into(), json!(path));
@@ -111,9 +128,13 @@ fn rewrite_handler(handler: &mut Value, path: &str, status_port: i64) {
 /// Rewrites the probes recorded in `probers` to go through the agent on `status_port`.
 pub fn rewrite_probes(spec: &mut Value, probers: &BTreeMap<String, Value>, status_port: i64) {
     for list in ["initContainers", "containers"] {
-        let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else { continue };
+        let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else {
+            continue;
+        };
         for c in containers {
-            let Some(name) = c.get("name").and_then(Value::as_str).map(str::to_string) else { continue };
+            let Some(name) = c.get("name").and_then(Value::as_str).map(str::to_string) else {
+                continue;
+            };
             if name == PROXY_CONTAINER {
                 continue;
             }
@@ -171,11 +192,26 @@ mod tests {
         );
         rewrite_probes(&mut s, &probers, 15020);
         let web = &s["containers"][0];
-        assert_eq!(web["readinessProbe"], json!({"httpGet": {"port": 15020, "path": "/app-health/web/readyz", "scheme": "HTTP"}, "timeoutSeconds": 2}));
-        assert_eq!(web["livenessProbe"], json!({"httpGet": {"path": "/app-health/web/livez", "port": 15020}}));
-        assert_eq!(web["startupProbe"], json!({"httpGet": {"path": "/app-health/web/startupz", "port": 15020}}));
-        assert_eq!(web["lifecycle"]["preStop"], json!({"httpGet": {"port": 15020, "path": "/app-lifecycle/web/prestopz"}}));
-        assert_eq!(web["lifecycle"]["postStart"], json!({"exec": {"command": ["x"]}}));
+        assert_eq!(
+            web["readinessProbe"],
+            json!({"httpGet": {"port": 15020, "path": "/app-health/web/readyz", "scheme": "HTTP"}, "timeoutSeconds": 2})
+        );
+        assert_eq!(
+            web["livenessProbe"],
+            json!({"httpGet": {"path": "/app-health/web/livez", "port": 15020}})
+        );
+        assert_eq!(
+            web["startupProbe"],
+            json!({"httpGet": {"path": "/app-health/web/startupz", "port": 15020}})
+        );
+        assert_eq!(
+            web["lifecycle"]["preStop"],
+            json!({"httpGet": {"port": 15020, "path": "/app-lifecycle/web/prestopz"}})
+        );
+        assert_eq!(
+            web["lifecycle"]["postStart"],
+            json!({"exec": {"command": ["x"]}})
+        );
         // Unresolvable named port and exec probes are untouched.
         assert_eq!(s["containers"][1], spec()["containers"][1]);
     }

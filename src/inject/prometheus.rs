@@ -13,7 +13,9 @@ pub const PORT: &str = "prometheus.io/port";
 pub const PATH: &str = "prometheus.io/path";
 
 /// Ports the agent and Envoy own; scraping them would loop.
-const RESERVED_PORTS: &[i64] = &[15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090];
+const RESERVED_PORTS: &[i64] = &[
+    15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090,
+];
 
 /// The result of the merge decision.
 #[derive(Debug, Default)]
@@ -37,11 +39,17 @@ pub fn annotation_for(key: &str) -> Option<&'static str> {
 }
 
 fn sanitized(key: &str) -> String {
-    key.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+    key.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
 }
 
 /// Decides the merge for a pod's annotations.
-pub fn merge(mesh: &MeshConfig, annotations: &BTreeMap<String, String>, status_port: i64) -> Result<Merge, String> {
+pub fn merge(
+    mesh: &MeshConfig,
+    annotations: &BTreeMap<String, String>,
+    status_port: i64,
+) -> Result<Merge, String> {
     let scrape_off = annotations
         .iter()
         .any(|(k, v)| sanitized(k) == "prometheus_io_scrape" && parse_bool(v) == Some(false));
@@ -51,12 +59,20 @@ pub fn merge(mesh: &MeshConfig, annotations: &BTreeMap<String, String>, status_p
     let enabled = annotations
         .get(MERGE_METRICS)
         .and_then(|v| parse_bool(v))
-        .unwrap_or_else(|| mesh.0.get("enablePrometheusMerge").and_then(Value::as_bool).unwrap_or(true));
+        .unwrap_or_else(|| {
+            mesh.0
+                .get("enablePrometheusMerge")
+                .and_then(Value::as_bool)
+                .unwrap_or(true)
+        });
     if !enabled {
         return Ok(Merge::default());
     }
     if let Some(p) = annotations.get(PORT) {
-        let port = p.trim().parse::<i64>().map_err(|_| format!("annotation {PORT}={p:?}: not a port number"))?;
+        let port = p
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("annotation {PORT}={p:?}: not a port number"))?;
         if port == status_port || RESERVED_PORTS.contains(&port) {
             return Err(format!(
                 "annotation {PORT}={p:?}: port {port} is reserved for the sidecar (status port {status_port} or an Istio port); scrape the application's own port"
@@ -85,29 +101,60 @@ mod tests {
     use super::*;
 
     fn anns(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn saves_app_settings_and_points_at_agent() {
-        let m = merge(&MeshConfig::default(), &anns(&[(SCRAPE, "true"), (PORT, "8080"), (PATH, "/metrics")]), 15020).unwrap();
+        let m = merge(
+            &MeshConfig::default(),
+            &anns(&[(SCRAPE, "true"), (PORT, "8080"), (PATH, "/metrics")]),
+            15020,
+        )
+        .unwrap();
         assert!(m.merged);
         let env: Value = serde_json::from_str(m.env.as_deref().unwrap()).unwrap();
-        assert_eq!(env, serde_json::json!({"scrape": "true", "path": "/metrics", "port": "8080"}));
+        assert_eq!(
+            env,
+            serde_json::json!({"scrape": "true", "path": "/metrics", "port": "8080"})
+        );
         assert!(m.annotations.contains(&(PORT, "15020".to_string())));
     }
 
     #[test]
     fn scrape_false_in_any_spelling_disables() {
-        assert!(!merge(&MeshConfig::default(), &anns(&[("prometheus.io.scrape", "false")]), 15020).unwrap().merged);
-        assert!(!merge(&MeshConfig::default(), &anns(&[(MERGE_METRICS, "false")]), 15020).unwrap().merged);
+        assert!(
+            !merge(
+                &MeshConfig::default(),
+                &anns(&[("prometheus.io.scrape", "false")]),
+                15020
+            )
+            .unwrap()
+            .merged
+        );
+        assert!(
+            !merge(
+                &MeshConfig::default(),
+                &anns(&[(MERGE_METRICS, "false")]),
+                15020
+            )
+            .unwrap()
+            .merged
+        );
         let mesh = MeshConfig::from_yaml("enablePrometheusMerge: false").unwrap();
         assert!(!merge(&mesh, &anns(&[]), 15020).unwrap().merged);
     }
 
     #[test]
     fn reserved_ports_are_errors() {
-        assert!(merge(&MeshConfig::default(), &anns(&[(PORT, "15090")]), 15020).unwrap_err().contains(PORT));
+        assert!(
+            merge(&MeshConfig::default(), &anns(&[(PORT, "15090")]), 15020)
+                .unwrap_err()
+                .contains(PORT)
+        );
         assert!(merge(&MeshConfig::default(), &anns(&[(PORT, "x")]), 15020).is_err());
     }
 }

@@ -69,9 +69,7 @@ impl Quantity {
                     _ => 6,
                 };
                 // Multiply by 1024^power; scale into an integer count when exact.
-                mantissa = mantissa
-                    .checked_mul(1024u128.pow(power))
-                    .ok_or_else(err)?;
+                mantissa = mantissa.checked_mul(1024u128.pow(power)).ok_or_else(err)?;
                 Format::BinarySi
             }
             "n" | "u" | "m" | "" | "k" | "M" | "G" | "T" | "P" | "E" => {
@@ -100,7 +98,7 @@ impl Quantity {
             _ => return Err(err()),
         };
         // Normalise: strip trailing zeros into the exponent.
-        while mantissa != 0 && mantissa % 10 == 0 {
+        while mantissa != 0 && mantissa.is_multiple_of(10) {
             mantissa /= 10;
             exp10 += 1;
         }
@@ -236,7 +234,9 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "abc", "1.2.3", "10X", "Mi", "1e", "1e999", ".", "--1", "1 Gi"] {
+        for bad in [
+            "", "abc", "1.2.3", "10X", "Mi", "1e", "1e999", ".", "--1", "1 Gi",
+        ] {
             assert!(canonicalize(bad).is_err(), "{bad:?} should be rejected");
         }
     }

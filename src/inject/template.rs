@@ -49,7 +49,9 @@ pub struct Templates {
 
 impl std::fmt::Debug for Templates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Templates").field("names", &self.names).finish()
+        f.debug_struct("Templates")
+            .field("names", &self.names)
+            .finish()
     }
 }
 
@@ -58,11 +60,17 @@ fn looks_like_go_template(src: &str) -> bool {
     let mut rest = src;
     while let Some(i) = rest.find("{{") {
         let after = rest[i + 2..].trim_start_matches('-').trim_start();
-        let word: String = after.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+        let word: String = after
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect();
         if after.starts_with('.')
             || after.starts_with('$')
-            || matches!(word.as_str(), "end" | "range" | "define" | "template" | "with")
-            || (matches!(word.as_str(), "if" | "else") && !after.starts_with("if(") )
+            || matches!(
+                word.as_str(),
+                "end" | "range" | "define" | "template" | "with"
+            )
+            || (matches!(word.as_str(), "if" | "else") && !after.starts_with("if("))
         {
             return true;
         }
@@ -74,14 +82,23 @@ fn looks_like_go_template(src: &str) -> bool {
 impl Templates {
     /// Builds the set: built-ins, then `*.yaml`/`*.j2` files of `dir` (file stem = name),
     /// then `extra` (from the injector config), each shadowing earlier ones of the same name.
-    pub fn load(dir: Option<&Path>, extra: &BTreeMap<String, String>) -> Result<Self, TemplateError> {
+    pub fn load(
+        dir: Option<&Path>,
+        extra: &BTreeMap<String, String>,
+    ) -> Result<Self, TemplateError> {
         let mut sources: BTreeMap<String, String> = BUILTIN
             .iter()
             .map(|(n, s)| ((*n).to_string(), (*s).to_string()))
             .collect();
         if let Some(dir) = dir {
-            let io = |source| TemplateError::Io { path: dir.display().to_string(), source };
-            let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(io)?.collect::<Result<_, _>>().map_err(io)?;
+            let io = |source| TemplateError::Io {
+                path: dir.display().to_string(),
+                source,
+            };
+            let mut entries: Vec<_> = std::fs::read_dir(dir)
+                .map_err(io)?
+                .collect::<Result<_, _>>()
+                .map_err(io)?;
             entries.sort_by_key(|e| e.path());
             for entry in entries {
                 let path = entry.path();
@@ -89,7 +106,9 @@ impl Templates {
                 if !matches!(ext, "yaml" | "yml" | "j2") {
                     continue;
                 }
-                let Some(name) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+                let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+                    continue;
+                };
                 let text = std::fs::read_to_string(&path).map_err(|source| TemplateError::Io {
                     path: path.display().to_string(),
                     source,
@@ -113,7 +132,10 @@ impl Templates {
                 return Err(TemplateError::GoTemplate { name });
             }
             env.add_template_owned(name.clone(), src)
-                .map_err(|source| TemplateError::Compile { name: name.clone(), source })?;
+                .map_err(|source| TemplateError::Compile {
+                    name: name.clone(),
+                    source,
+                })?;
             names.push(name);
         }
         Ok(Templates { env, names })
@@ -126,10 +148,13 @@ impl Templates {
 
     /// Renders one template and parses its YAML output.
     pub fn render(&self, name: &str, ctx: &JValue) -> Result<Value, TemplateError> {
-        let tmpl = self.env.get_template(name).map_err(|_| TemplateError::NotFound {
-            name: name.to_string(),
-            have: self.names.join(", "),
-        })?;
+        let tmpl = self
+            .env
+            .get_template(name)
+            .map_err(|_| TemplateError::NotFound {
+                name: name.to_string(),
+                have: self.names.join(", "),
+            })?;
         let text = tmpl.render(ctx).map_err(|e| TemplateError::Render {
             name: name.to_string(),
             detail: render_detail(&e),
@@ -138,7 +163,11 @@ impl Templates {
             name: name.to_string(),
             source,
         })?;
-        Ok(if v.is_null() { Value::Object(Default::default()) } else { v })
+        Ok(if v.is_null() {
+            Value::Object(Default::default())
+        } else {
+            v
+        })
     }
 }
 
@@ -163,19 +192,32 @@ fn fn_annotation(map: JValue, key: &str, default: Option<JValue>) -> Result<JVal
 
 /// `isset(map, key)`: whether the key is present.
 fn fn_isset(map: JValue, key: &str) -> bool {
-    map.get_attr(key).map(|v| !v.is_undefined()).unwrap_or(false)
+    map.get_attr(key)
+        .map(|v| !v.is_undefined())
+        .unwrap_or(false)
 }
 
 /// `exclude_inbound_port(port, ports)`: the excluded inbound ports with the status port added
 /// (unless it is 0 or already listed).
-fn fn_exclude_inbound_port(port: JValue, ports: JValue, _kw: Option<Kwargs>) -> Result<String, JError> {
+fn fn_exclude_inbound_port(
+    port: JValue,
+    ports: JValue,
+    _kw: Option<Kwargs>,
+) -> Result<String, JError> {
     let port = port.to_string();
-    let ports = if ports.is_undefined() || ports.is_none() { String::new() } else { ports.to_string() };
+    let ports = if ports.is_undefined() || ports.is_none() {
+        String::new()
+    } else {
+        ports.to_string()
+    };
     if port.is_empty() || port == "0" {
         return Ok(ports);
     }
     if port.parse::<u32>().is_err() {
-        return Err(JError::new(ErrorKind::InvalidOperation, format!("status port {port:?} is not a number")));
+        return Err(JError::new(
+            ErrorKind::InvalidOperation,
+            format!("status port {port:?} is not a number"),
+        ));
     }
     let trimmed = ports.trim();
     if trimmed.is_empty() {
@@ -196,26 +238,38 @@ mod tests {
         assert!(looks_like_go_template("image: {{ .Values.global.hub }}"));
         assert!(looks_like_go_template("{{- if .Values.x }}a{{ end }}"));
         assert!(looks_like_go_template("{{ $x := 1 }}"));
-        assert!(!looks_like_go_template("image: {{ values.global.hub }}\n{% if x %}y{% endif %}"));
+        assert!(!looks_like_go_template(
+            "image: {{ values.global.hub }}\n{% if x %}y{% endif %}"
+        ));
     }
 
     #[test]
     fn go_template_override_is_rejected_with_guidance() {
-        let extra = [("sidecar".to_string(), "a: {{ .Values.x }}".to_string())].into_iter().collect();
+        let extra = [("sidecar".to_string(), "a: {{ .Values.x }}".to_string())]
+            .into_iter()
+            .collect();
         let err = Templates::load(None, &extra).unwrap_err().to_string();
-        assert!(err.contains("Go template") && err.contains("minijinja"), "{err}");
+        assert!(
+            err.contains("Go template") && err.contains("minijinja"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_template_lists_the_known_ones() {
         let t = Templates::load(None, &BTreeMap::new()).unwrap();
         let err = t.render("nope", &JValue::from(())).unwrap_err().to_string();
-        assert!(err.contains("\"nope\" not found") && err.contains("sidecar"), "{err}");
+        assert!(
+            err.contains("\"nope\" not found") && err.contains("sidecar"),
+            "{err}"
+        );
     }
 
     #[test]
     fn exclude_inbound_port_rules() {
-        let f = |p: &str, l: &str| fn_exclude_inbound_port(JValue::from(p), JValue::from(l), None).unwrap();
+        let f = |p: &str, l: &str| {
+            fn_exclude_inbound_port(JValue::from(p), JValue::from(l), None).unwrap()
+        };
         assert_eq!(f("15020", ""), "15020");
         assert_eq!(f("15020", "4,5"), "4,5,15020");
         assert_eq!(f("15020", "15020,4"), "15020,4");
@@ -225,9 +279,16 @@ mod tests {
     #[test]
     fn custom_template_from_dir_and_config() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("extra.yaml"), "spec:\n  hostname: {{ annotation(annotations, 'h', 'x') | tojson }}\n").unwrap();
+        std::fs::write(
+            dir.path().join("extra.yaml"),
+            "spec:\n  hostname: {{ annotation(annotations, 'h', 'x') | tojson }}\n",
+        )
+        .unwrap();
         let t = Templates::load(Some(dir.path()), &BTreeMap::new()).unwrap();
         let ctx = JValue::from_serialize(serde_json::json!({"annotations": {"h": "y"}}));
-        assert_eq!(t.render("extra", &ctx).unwrap(), serde_json::json!({"spec": {"hostname": "y"}}));
+        assert_eq!(
+            t.render("extra", &ctx).unwrap(),
+            serde_json::json!({"spec": {"hostname": "y"}})
+        );
     }
 }

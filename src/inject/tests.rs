@@ -7,7 +7,11 @@ use super::*;
 
 fn injector(native: bool) -> Injector {
     Injector::new(&InjectorSettings {
-        native: if native { NativeSidecars::Enabled } else { NativeSidecars::Disabled },
+        native: if native {
+            NativeSidecars::Enabled
+        } else {
+            NativeSidecars::Disabled
+        },
         ..Default::default()
     })
     .unwrap()
@@ -38,12 +42,19 @@ fn container<'a>(pod: &'a Value, name: &str) -> &'a Value {
 }
 
 fn args(pod: &Value, name: &str) -> Vec<String> {
-    container(pod, name)["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect()
+    container(pod, name)["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
 }
 
 fn arg_after(pod: &Value, name: &str, flag: &str) -> Option<String> {
     let a = args(pod, name);
-    a.iter().position(|x| x == flag).and_then(|i| a.get(i + 1).cloned())
+    a.iter()
+        .position(|x| x == flag)
+        .and_then(|i| a.get(i + 1).cloned())
 }
 
 fn env(pod: &Value, name: &str, var: &str) -> Option<String> {
@@ -55,7 +66,14 @@ fn env(pod: &Value, name: &str, var: &str) -> Option<String> {
 }
 
 fn names(pod: &Value, list: &str) -> Vec<String> {
-    pod["spec"][list].as_array().map(|a| a.iter().map(|c| c["name"].as_str().unwrap().to_string()).collect()).unwrap_or_default()
+    pod["spec"][list]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| c["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[test]
@@ -68,11 +86,20 @@ fn classic_and_native_layouts() {
     assert_eq!(names(&p, "initContainers"), ["istio-init", "istio-proxy"]);
     assert_eq!(names(&p, "containers"), ["web"]);
     assert_eq!(container(&p, "istio-proxy")["restartPolicy"], "Always");
-    assert_eq!(container(&p, "istio-proxy")["lifecycle"]["preStop"]["exec"]["command"][4], "drain");
+    assert_eq!(
+        container(&p, "istio-proxy")["lifecycle"]["preStop"]["exec"]["command"][4],
+        "drain"
+    );
     // The annotation overrides the flag both ways.
-    let p = run(&injector(true), pod(json!({"sidecar.istio.io/nativeSidecar": "false"})));
+    let p = run(
+        &injector(true),
+        pod(json!({"sidecar.istio.io/nativeSidecar": "false"})),
+    );
     assert_eq!(names(&p, "containers"), ["web", "istio-proxy"]);
-    let p = run(&injector(false), pod(json!({"sidecar.istio.io/nativeSidecar": "true"})));
+    let p = run(
+        &injector(false),
+        pod(json!({"sidecar.istio.io/nativeSidecar": "true"})),
+    );
     assert_eq!(names(&p, "initContainers"), ["istio-init", "istio-proxy"]);
 }
 
@@ -86,13 +113,21 @@ fn metadata_status_and_identity() {
     let a = &p["metadata"]["annotations"];
     assert_eq!(a["istio.io/rev"], "default");
     assert_eq!(a["kubectl.kubernetes.io/default-container"], "web");
-    let status: Value = serde_json::from_str(a["sidecar.istio.io/status"].as_str().unwrap()).unwrap();
+    let status: Value =
+        serde_json::from_str(a["sidecar.istio.io/status"].as_str().unwrap()).unwrap();
     assert_eq!(status["initContainers"], json!(["istio-init"]));
     assert_eq!(status["containers"], json!(["istio-proxy"]));
     assert_eq!(status["imagePullSecrets"], Value::Null);
-    assert_eq!(env(&p, "istio-proxy", "ISTIO_META_OWNER").unwrap(), "kubernetes://apis/v1/namespaces/shop/pods/web-0");
-    assert_eq!(env(&p, "istio-proxy", "ISTIO_META_APP_CONTAINERS").unwrap(), "web");
-    let ports: Value = serde_json::from_str(&env(&p, "istio-proxy", "ISTIO_META_POD_PORTS").unwrap()).unwrap();
+    assert_eq!(
+        env(&p, "istio-proxy", "ISTIO_META_OWNER").unwrap(),
+        "kubernetes://apis/v1/namespaces/shop/pods/web-0"
+    );
+    assert_eq!(
+        env(&p, "istio-proxy", "ISTIO_META_APP_CONTAINERS").unwrap(),
+        "web"
+    );
+    let ports: Value =
+        serde_json::from_str(&env(&p, "istio-proxy", "ISTIO_META_POD_PORTS").unwrap()).unwrap();
     assert_eq!(ports, json!([{"name": "http", "containerPort": 8080}]));
 }
 
@@ -114,29 +149,52 @@ fn traffic_annotations_shape_iptables_args() {
     assert_eq!(arg_after(&p, "istio-init", "-i").unwrap(), "10.0.0.0/8");
     assert_eq!(arg_after(&p, "istio-init", "-x").unwrap(), "10.1.0.0/16");
     assert_eq!(arg_after(&p, "istio-init", "-b").unwrap(), "8080");
-    assert_eq!(arg_after(&p, "istio-init", "-d").unwrap(), "15090,15021,9000,15020");
+    assert_eq!(
+        arg_after(&p, "istio-init", "-d").unwrap(),
+        "15090,15021,9000,15020"
+    );
     assert_eq!(arg_after(&p, "istio-init", "-q").unwrap(), "443");
     assert_eq!(arg_after(&p, "istio-init", "-o").unwrap(), "5432");
     assert_eq!(arg_after(&p, "istio-init", "-k").unwrap(), "net1");
     assert_eq!(arg_after(&p, "istio-init", "-c").unwrap(), "eth9");
     // The reroute annotation wins over kubevirtInterfaces.
-    let p = run(&injector(false), pod(json!({"traffic.sidecar.istio.io/kubevirtInterfaces": "a", "istio.io/reroute-virtual-interfaces": "b"})));
+    let p = run(
+        &injector(false),
+        pod(
+            json!({"traffic.sidecar.istio.io/kubevirtInterfaces": "a", "istio.io/reroute-virtual-interfaces": "b"}),
+        ),
+    );
     assert_eq!(arg_after(&p, "istio-init", "-k").unwrap(), "b");
 }
 
 #[test]
 fn interception_modes() {
-    let p = run(&injector(false), pod(json!({"sidecar.istio.io/interceptionMode": "TPROXY"})));
+    let p = run(
+        &injector(false),
+        pod(json!({"sidecar.istio.io/interceptionMode": "TPROXY"})),
+    );
     let sc = &container(&p, "istio-proxy")["securityContext"];
     assert_eq!(sc["runAsUser"], 0);
     assert_eq!(sc["runAsNonRoot"], false);
     assert_eq!(sc["capabilities"]["add"], json!(["NET_ADMIN"]));
     assert_eq!(arg_after(&p, "istio-init", "-m").unwrap(), "TPROXY");
-    assert_eq!(env(&p, "istio-proxy", "ISTIO_META_INTERCEPTION_MODE").unwrap(), "TPROXY");
-    let p = run(&injector(false), pod(json!({"sidecar.istio.io/interceptionMode": "NONE"})));
+    assert_eq!(
+        env(&p, "istio-proxy", "ISTIO_META_INTERCEPTION_MODE").unwrap(),
+        "TPROXY"
+    );
+    let p = run(
+        &injector(false),
+        pod(json!({"sidecar.istio.io/interceptionMode": "NONE"})),
+    );
     assert_eq!(names(&p, "initContainers"), Vec::<String>::new());
-    let p = run(&injector(false), pod(json!({"sidecar.istio.io/capNetBindService": "true"})));
-    assert_eq!(container(&p, "istio-proxy")["securityContext"]["capabilities"]["add"], json!(["NET_BIND_SERVICE"]));
+    let p = run(
+        &injector(false),
+        pod(json!({"sidecar.istio.io/capNetBindService": "true"})),
+    );
+    assert_eq!(
+        container(&p, "istio-proxy")["securityContext"]["capabilities"]["add"],
+        json!(["NET_BIND_SERVICE"])
+    );
 }
 
 #[test]
@@ -150,14 +208,23 @@ fn status_port_and_readiness_annotations() {
             "readiness.status.sidecar.istio.io/failureThreshold": "11",
         })),
     );
-    assert_eq!(arg_after(&p, "istio-init", "-d").unwrap(), "15090,15021,15555");
+    assert_eq!(
+        arg_after(&p, "istio-init", "-d").unwrap(),
+        "15090,15021,15555"
+    );
     let proxy = container(&p, "istio-proxy");
     assert_eq!(proxy["readinessProbe"]["initialDelaySeconds"], 7);
     assert_eq!(proxy["readinessProbe"]["periodSeconds"], 9);
     assert_eq!(proxy["readinessProbe"]["failureThreshold"], 11);
     assert_eq!(proxy["readinessProbe"]["httpGet"]["port"], 15021);
-    assert_eq!(proxy["lifecycle"]["preStop"]["exec"]["command"][2], "--debug-port=15555");
-    let p = run(&injector(false), pod(json!({"status.sidecar.istio.io/port": "0"})));
+    assert_eq!(
+        proxy["lifecycle"]["preStop"]["exec"]["command"][2],
+        "--debug-port=15555"
+    );
+    let p = run(
+        &injector(false),
+        pod(json!({"status.sidecar.istio.io/port": "0"})),
+    );
     let proxy = container(&p, "istio-proxy");
     assert!(proxy.get("readinessProbe").is_none() && proxy.get("startupProbe").is_none());
     assert_eq!(arg_after(&p, "istio-init", "-d").unwrap(), "15090,15021");
@@ -165,12 +232,23 @@ fn status_port_and_readiness_annotations() {
 
 #[test]
 fn resource_annotations_replace_values() {
-    let p = run(&injector(false), pod(json!({"sidecar.istio.io/proxyCPU": "500m", "sidecar.istio.io/proxyMemoryLimit": "2048Mi"})));
+    let p = run(
+        &injector(false),
+        pod(
+            json!({"sidecar.istio.io/proxyCPU": "500m", "sidecar.istio.io/proxyMemoryLimit": "2048Mi"}),
+        ),
+    );
     for c in ["istio-proxy", "istio-init"] {
-        assert_eq!(container(&p, c)["resources"], json!({"requests": {"cpu": "500m"}, "limits": {"memory": "2Gi"}}));
+        assert_eq!(
+            container(&p, c)["resources"],
+            json!({"requests": {"cpu": "500m"}, "limits": {"memory": "2Gi"}})
+        );
     }
     let p = run(&injector(false), pod(json!({})));
-    assert_eq!(container(&p, "istio-proxy")["resources"]["limits"], json!({"cpu": "2", "memory": "1Gi"}));
+    assert_eq!(
+        container(&p, "istio-proxy")["resources"]["limits"],
+        json!({"cpu": "2", "memory": "1Gi"})
+    );
 }
 
 #[test]
@@ -187,36 +265,74 @@ fn image_log_and_misc_annotations() {
             "sidecar.istio.io/userVolumeMount": r#"{"extra":{"mountPath":"/etc/extra","readOnly":true}}"#,
         })),
     );
-    assert_eq!(container(&p, "istio-proxy")["image"], "registry.example/custom/proxy:7");
-    assert_eq!(container(&p, "istio-init")["image"], "registry.example/custom/proxy:7");
+    assert_eq!(
+        container(&p, "istio-proxy")["image"],
+        "registry.example/custom/proxy:7"
+    );
+    assert_eq!(
+        container(&p, "istio-init")["image"],
+        "registry.example/custom/proxy:7"
+    );
     let a = args(&p, "istio-proxy");
     assert!(a.contains(&"--proxyLogLevel=debug".to_string()));
     assert!(a.contains(&"--proxyComponentLogLevel=upstream:trace".to_string()));
     assert!(a.contains(&"--log_output_level=default:debug".to_string()));
     assert!(args(&p, "istio-init").contains(&"--log_output_level=default:debug".to_string()));
-    assert_eq!(env(&p, "istio-proxy", "ISTIO_BOOTSTRAP_OVERRIDE").unwrap(), "/etc/istio/custom-bootstrap/custom_bootstrap.json");
+    assert_eq!(
+        env(&p, "istio-proxy", "ISTIO_BOOTSTRAP_OVERRIDE").unwrap(),
+        "/etc/istio/custom-bootstrap/custom_bootstrap.json"
+    );
     let vols = names(&p, "volumes");
-    assert!(vols.contains(&"custom-bootstrap-volume".to_string()) && vols.contains(&"extra".to_string()));
-    let mounts = container(&p, "istio-proxy")["volumeMounts"].as_array().unwrap();
-    assert!(mounts.iter().any(|m| m["name"] == "extra" && m["mountPath"] == "/etc/extra"));
-    let status: Value = serde_json::from_str(p["metadata"]["annotations"]["sidecar.istio.io/status"].as_str().unwrap()).unwrap();
-    assert!(status["volumes"].as_array().unwrap().contains(&json!("extra")));
-    let p = run(&injector(false), pod(json!({"sidecar.istio.io/proxyImageType": "distroless"})));
-    assert!(container(&p, "istio-proxy")["image"].as_str().unwrap().ends_with("-distroless"));
+    assert!(
+        vols.contains(&"custom-bootstrap-volume".to_string())
+            && vols.contains(&"extra".to_string())
+    );
+    let mounts = container(&p, "istio-proxy")["volumeMounts"]
+        .as_array()
+        .unwrap();
+    assert!(mounts
+        .iter()
+        .any(|m| m["name"] == "extra" && m["mountPath"] == "/etc/extra"));
+    let status: Value = serde_json::from_str(
+        p["metadata"]["annotations"]["sidecar.istio.io/status"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(status["volumes"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("extra")));
+    let p = run(
+        &injector(false),
+        pod(json!({"sidecar.istio.io/proxyImageType": "distroless"})),
+    );
+    assert!(container(&p, "istio-proxy")["image"]
+        .as_str()
+        .unwrap()
+        .ends_with("-distroless"));
 }
 
 #[test]
 fn proxy_config_annotation() {
     let p = run(
         &injector(false),
-        pod(json!({"proxy.istio.io/config": "holdApplicationUntilProxyStarts: true\nproxyMetadata:\n  FOO: bar\n"})),
+        pod(
+            json!({"proxy.istio.io/config": "holdApplicationUntilProxyStarts: true\nproxyMetadata:\n  FOO: bar\n"}),
+        ),
     );
     assert_eq!(names(&p, "containers"), ["istio-proxy", "web"]);
-    assert_eq!(container(&p, "istio-proxy")["lifecycle"]["postStart"]["exec"]["command"], json!(["pilot-agent", "wait"]));
+    assert_eq!(
+        container(&p, "istio-proxy")["lifecycle"]["postStart"]["exec"]["command"],
+        json!(["pilot-agent", "wait"])
+    );
     assert_eq!(env(&p, "istio-proxy", "FOO").unwrap(), "bar");
     assert_eq!(env(&p, "istio-init", "FOO").unwrap(), "bar");
     let pc: Value = serde_json::from_str(&env(&p, "istio-proxy", "PROXY_CONFIG").unwrap()).unwrap();
-    assert_eq!(pc, json!({"holdApplicationUntilProxyStarts": true, "proxyMetadata": {"FOO": "bar"}}));
+    assert_eq!(
+        pc,
+        json!({"holdApplicationUntilProxyStarts": true, "proxyMetadata": {"FOO": "bar"}})
+    );
 }
 
 #[test]
@@ -228,61 +344,112 @@ fn invalid_annotations_are_rejected_together() {
         ))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("includeInboundPorts") && err.contains("sidecar.istio.io/proxyCPU"), "{err}");
+    assert!(
+        err.contains("includeInboundPorts") && err.contains("sidecar.istio.io/proxyCPU"),
+        "{err}"
+    );
 }
 
 #[test]
 fn probes_are_rewritten_unless_disabled() {
     let mut p0 = pod(json!({}));
-    p0["spec"]["containers"][0]["readinessProbe"] = json!({"httpGet": {"port": "http", "path": "/ready"}});
+    p0["spec"]["containers"][0]["readinessProbe"] =
+        json!({"httpGet": {"port": "http", "path": "/ready"}});
     let p = run(&injector(false), p0.clone());
-    assert_eq!(p["spec"]["containers"][0]["readinessProbe"]["httpGet"], json!({"port": 15020, "path": "/app-health/web/readyz"}));
-    let probers: Value = serde_json::from_str(&env(&p, "istio-proxy", "ISTIO_KUBE_APP_PROBERS").unwrap()).unwrap();
-    assert_eq!(probers, json!({"/app-health/web/readyz": {"httpGet": {"port": 8080, "path": "/ready"}}}));
+    assert_eq!(
+        p["spec"]["containers"][0]["readinessProbe"]["httpGet"],
+        json!({"port": 15020, "path": "/app-health/web/readyz"})
+    );
+    let probers: Value =
+        serde_json::from_str(&env(&p, "istio-proxy", "ISTIO_KUBE_APP_PROBERS").unwrap()).unwrap();
+    assert_eq!(
+        probers,
+        json!({"/app-health/web/readyz": {"httpGet": {"port": 8080, "path": "/ready"}}})
+    );
     p0["metadata"]["annotations"] = json!({"sidecar.istio.io/rewriteAppHTTPProbers": "false"});
     let p = run(&injector(false), p0);
-    assert_eq!(p["spec"]["containers"][0]["readinessProbe"]["httpGet"]["port"], "http");
+    assert_eq!(
+        p["spec"]["containers"][0]["readinessProbe"]["httpGet"]["port"],
+        "http"
+    );
     assert!(env(&p, "istio-proxy", "ISTIO_KUBE_APP_PROBERS").is_none());
 }
 
 #[test]
 fn prometheus_merge() {
-    let p = run(&injector(false), pod(json!({"prometheus.io/scrape": "true", "prometheus.io/port": "9090"})));
+    let p = run(
+        &injector(false),
+        pod(json!({"prometheus.io/scrape": "true", "prometheus.io/port": "9090"})),
+    );
     let a = &p["metadata"]["annotations"];
     assert_eq!(a["prometheus.io/port"], "15020");
-    let saved: Value = serde_json::from_str(&env(&p, "istio-proxy", "ISTIO_PROMETHEUS_ANNOTATIONS").unwrap()).unwrap();
+    let saved: Value =
+        serde_json::from_str(&env(&p, "istio-proxy", "ISTIO_PROMETHEUS_ANNOTATIONS").unwrap())
+            .unwrap();
     assert_eq!(saved, json!({"scrape": "true", "port": "9090"}));
-    let p = run(&injector(false), pod(json!({"prometheus.istio.io/merge-metrics": "false"})));
-    assert!(p["metadata"]["annotations"].get("prometheus.io/port").is_none());
-    assert!(injector(false).inject(Request::webhook(pod(json!({"prometheus.io/port": "15090"})), None)).is_err());
+    let p = run(
+        &injector(false),
+        pod(json!({"prometheus.istio.io/merge-metrics": "false"})),
+    );
+    assert!(p["metadata"]["annotations"]
+        .get("prometheus.io/port")
+        .is_none());
+    assert!(injector(false)
+        .inject(Request::webhook(
+            pod(json!({"prometheus.io/port": "15090"})),
+            None
+        ))
+        .is_err());
 }
 
 #[test]
 fn user_overrides_win_and_are_recorded() {
     let mut p0 = pod(json!({}));
-    p0["spec"]["containers"].as_array_mut().unwrap().push(json!({
-        "name": "istio-proxy", "image": "auto",
-        "resources": {"limits": {"cpu": "3000m"}},
-        "securityContext": {"runAsUser": 4242}
-    }));
+    p0["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({
+            "name": "istio-proxy", "image": "auto",
+            "resources": {"limits": {"cpu": "3000m"}},
+            "securityContext": {"runAsUser": 4242}
+        }));
     let p = run(&injector(false), p0);
     let proxy = container(&p, "istio-proxy");
-    assert_eq!(proxy["resources"]["limits"], json!({"cpu": "3", "memory": "1Gi"}));
+    assert_eq!(
+        proxy["resources"]["limits"],
+        json!({"cpu": "3", "memory": "1Gi"})
+    );
     assert!(proxy["image"].as_str().unwrap().ends_with("proxyv2:1.28.0"));
     assert_eq!(arg_after(&p, "istio-init", "-u").unwrap(), "4242");
-    let recorded: Value = serde_json::from_str(p["metadata"]["annotations"]["proxy.istio.io/overrides"].as_str().unwrap()).unwrap();
-    assert_eq!(recorded["containers"][0]["securityContext"]["runAsUser"], 4242);
+    let recorded: Value = serde_json::from_str(
+        p["metadata"]["annotations"]["proxy.istio.io/overrides"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        recorded["containers"][0]["securityContext"]["runAsUser"],
+        4242
+    );
     assert!(recorded["containers"][0].get("image").is_none());
 }
 
 #[test]
 fn reinjection_is_idempotent() {
-    let mut cases = vec![pod(json!({})), pod(json!({"prometheus.io/scrape": "true", "prometheus.io/port": "9090", "prometheus.io/path": "/m"}))];
+    let mut cases = vec![
+        pod(json!({})),
+        pod(
+            json!({"prometheus.io/scrape": "true", "prometheus.io/port": "9090", "prometheus.io/path": "/m"}),
+        ),
+    ];
     let mut probes = pod(json!({"proxy.istio.io/config": "holdApplicationUntilProxyStarts: true"}));
     probes["spec"]["containers"][0]["livenessProbe"] = json!({"tcpSocket": {"port": 8080}});
     cases.push(probes);
     let mut overridden = pod(json!({}));
-    overridden["spec"]["containers"].as_array_mut().unwrap().push(json!({"name": "istio-proxy", "image": "auto", "tty": true}));
+    overridden["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "istio-proxy", "image": "auto", "tty": true}));
     cases.push(overridden);
     for native in [false, true] {
         let inj = injector(native);
@@ -290,7 +457,10 @@ fn reinjection_is_idempotent() {
             let once = run(&inj, c.clone());
             let twice = run(&inj, once.clone());
             let patch = create_patch(&once, &twice);
-            assert!(patch.0.is_empty(), "native={native}: re-injection changed the pod: {patch:?}");
+            assert!(
+                patch.0.is_empty(),
+                "native={native}: re-injection changed the pod: {patch:?}"
+            );
         }
     }
 }
@@ -309,9 +479,18 @@ fn patch_applies_to_the_original() {
 fn path_envs_set_cluster_and_network() {
     let inj = injector(false);
     let mut req = Request::webhook(pod(json!({})), None);
-    req.proxy_envs = [("ISTIO_META_CLUSTER_ID".to_string(), "c1".to_string()), ("ISTIO_META_NETWORK".to_string(), "n1".to_string())].into();
-    let Outcome::Injected(p) = inj.inject(req).unwrap() else { panic!("skipped") };
-    assert_eq!(env(&p, "istio-proxy", "ISTIO_META_CLUSTER_ID").unwrap(), "c1");
+    req.proxy_envs = [
+        ("ISTIO_META_CLUSTER_ID".to_string(), "c1".to_string()),
+        ("ISTIO_META_NETWORK".to_string(), "n1".to_string()),
+    ]
+    .into();
+    let Outcome::Injected(p) = inj.inject(req).unwrap() else {
+        panic!("skipped")
+    };
+    assert_eq!(
+        env(&p, "istio-proxy", "ISTIO_META_CLUSTER_ID").unwrap(),
+        "c1"
+    );
     assert_eq!(env(&p, "istio-proxy", "ISTIO_META_NETWORK").unwrap(), "n1");
     assert_eq!(p["metadata"]["labels"]["topology.istio.io/network"], "n1");
 }
@@ -319,11 +498,23 @@ fn path_envs_set_cluster_and_network() {
 #[test]
 fn custom_templates_by_annotation() {
     let cfg = "templates:\n  extra: |\n    spec:\n      dnsPolicy: None\n";
-    let inj = Injector::new(&InjectorSettings { injection_config_yaml: Some(cfg.into()), ..Default::default() }).unwrap();
-    let p = run(&inj, pod(json!({"inject.istio.io/templates": "sidecar,extra"})));
+    let inj = Injector::new(&InjectorSettings {
+        injection_config_yaml: Some(cfg.into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let p = run(
+        &inj,
+        pod(json!({"inject.istio.io/templates": "sidecar,extra"})),
+    );
     assert_eq!(p["spec"]["dnsPolicy"], "None");
     assert_eq!(names(&p, "containers"), ["web", "istio-proxy"]);
-    let err = inj.inject(Request::webhook(pod(json!({"inject.istio.io/templates": "missing"})), None)).unwrap_err();
+    let err = inj
+        .inject(Request::webhook(
+            pod(json!({"inject.istio.io/templates": "missing"})),
+            None,
+        ))
+        .unwrap_err();
     assert!(err.to_string().contains("\"missing\" not found"), "{err}");
 }
 
@@ -331,10 +522,16 @@ fn custom_templates_by_annotation() {
 fn skips_follow_policy() {
     let inj = injector(false);
     let mut p = pod(json!({"sidecar.istio.io/inject": "false"}));
-    assert!(matches!(inj.inject(Request::webhook(p.clone(), None)).unwrap(), Outcome::Skipped(SkipReason::ExplicitlyDisabled)));
+    assert!(matches!(
+        inj.inject(Request::webhook(p.clone(), None)).unwrap(),
+        Outcome::Skipped(SkipReason::ExplicitlyDisabled)
+    ));
     p["metadata"]["annotations"] = json!({});
     p["spec"]["hostNetwork"] = json!(true);
-    assert!(matches!(inj.inject(Request::webhook(p, None)).unwrap(), Outcome::Skipped(SkipReason::HostNetwork)));
+    assert!(matches!(
+        inj.inject(Request::webhook(p, None)).unwrap(),
+        Outcome::Skipped(SkipReason::HostNetwork)
+    ));
 }
 
 #[test]

@@ -45,22 +45,60 @@ impl Metrics {
             injection_success: Counter::default(),
             injection_skip: Counter::default(),
             injection_failure: Family::default(),
-            injection_time: Histogram::new([0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
+            injection_time: Histogram::new([
+                0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0,
+            ]),
             validation_passed: Counter::default(),
             validation_failed: Family::default(),
             cert_reloads: Counter::default(),
             cert_reload_failures: Counter::default(),
             cert_expiry_seconds: Gauge::default(),
         };
-        registry.register("sidecar_injection_requests", "Total injection requests", m.injection_requests.clone());
-        registry.register("sidecar_injection_success", "Successful injections", m.injection_success.clone());
-        registry.register("sidecar_injection_skip", "Requests for which injection was skipped", m.injection_skip.clone());
-        registry.register("sidecar_injection_failure", "Failed injection requests", m.injection_failure.clone());
-        registry.register("sidecar_injection_time_seconds", "Time taken by an injection request", m.injection_time.clone());
-        registry.register("galley_validation_passed", "Resources that passed validation", m.validation_passed.clone());
-        registry.register("galley_validation_failed", "Resources that failed validation", m.validation_failed.clone());
-        registry.register("meshd_cert_reloads", "Serving certificate reloads", m.cert_reloads.clone());
-        registry.register("meshd_cert_reload_failures", "Rejected certificate reloads", m.cert_reload_failures.clone());
+        registry.register(
+            "sidecar_injection_requests",
+            "Total injection requests",
+            m.injection_requests.clone(),
+        );
+        registry.register(
+            "sidecar_injection_success",
+            "Successful injections",
+            m.injection_success.clone(),
+        );
+        registry.register(
+            "sidecar_injection_skip",
+            "Requests for which injection was skipped",
+            m.injection_skip.clone(),
+        );
+        registry.register(
+            "sidecar_injection_failure",
+            "Failed injection requests",
+            m.injection_failure.clone(),
+        );
+        registry.register(
+            "sidecar_injection_time_seconds",
+            "Time taken by an injection request",
+            m.injection_time.clone(),
+        );
+        registry.register(
+            "galley_validation_passed",
+            "Resources that passed validation",
+            m.validation_passed.clone(),
+        );
+        registry.register(
+            "galley_validation_failed",
+            "Resources that failed validation",
+            m.validation_failed.clone(),
+        );
+        registry.register(
+            "meshd_cert_reloads",
+            "Serving certificate reloads",
+            m.cert_reloads.clone(),
+        );
+        registry.register(
+            "meshd_cert_reload_failures",
+            "Rejected certificate reloads",
+            m.cert_reload_failures.clone(),
+        );
         m
     }
 }
@@ -97,13 +135,18 @@ pub fn admin_router(state: AdminState) -> Router {
 async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
     let mut body = String::new();
     let result = match s.registry.lock() {
-        Ok(reg) => prometheus_client::encoding::text::encode(&mut body, &reg).map_err(|e| e.to_string()),
+        Ok(reg) => {
+            prometheus_client::encoding::text::encode(&mut body, &reg).map_err(|e| e.to_string())
+        }
         Err(_) => Err("metrics registry unavailable".to_string()),
     };
     match result {
         Ok(()) => (
             StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             body,
         )
             .into_response(),
@@ -123,6 +166,12 @@ async fn ready(State(s): State<AdminState>) -> impl IntoResponse {
 pub fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }

@@ -36,7 +36,11 @@ pub enum TlsError {
         message: String,
     },
     #[error("--tls-cert {cert} and --tls-key {key} do not belong together: {message}")]
-    Mismatch { cert: String, key: String, message: String },
+    Mismatch {
+        cert: String,
+        key: String,
+        message: String,
+    },
     #[error("cannot generate certificates: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("cannot write {path}: {source}")]
@@ -72,7 +76,9 @@ pub struct LoadedCert {
 
 impl fmt::Debug for LoadedCert {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoadedCert").field("info", &self.info).finish()
+        f.debug_struct("LoadedCert")
+            .field("info", &self.info)
+            .finish()
     }
 }
 
@@ -94,7 +100,11 @@ pub fn load(paths: &CertPaths) -> Result<LoadedCert, TlsError> {
         path: key_path.clone(),
         source,
     })?;
-    let bad_cert = |message: String| TlsError::Invalid { flag: "--tls-cert", path: cert_path.clone(), message };
+    let bad_cert = |message: String| TlsError::Invalid {
+        flag: "--tls-cert",
+        path: cert_path.clone(),
+        message,
+    };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| bad_cert(format!("not a PEM certificate: {e}")))?;
@@ -110,7 +120,11 @@ pub fn load(paths: &CertPaths) -> Result<LoadedCert, TlsError> {
     let signing = provider()
         .key_provider
         .load_private_key(key)
-        .map_err(|e| TlsError::Invalid { flag: "--tls-key", path: key_path.clone(), message: e.to_string() })?;
+        .map_err(|e| TlsError::Invalid {
+            flag: "--tls-key",
+            path: key_path.clone(),
+            message: e.to_string(),
+        })?;
     let ck = CertifiedKey::new(chain.clone(), signing);
     ck.keys_match().map_err(|e| TlsError::Mismatch {
         cert: cert_path.clone(),
@@ -121,7 +135,11 @@ pub fn load(paths: &CertPaths) -> Result<LoadedCert, TlsError> {
         .last()
         .map(|c| pem_encode("CERTIFICATE", c.as_ref()))
         .unwrap_or_default();
-    Ok(LoadedCert { key: Arc::new(ck), info, chain_pem })
+    Ok(LoadedCert {
+        key: Arc::new(ck),
+        info,
+        chain_pem,
+    })
 }
 
 fn pem_encode(tag: &str, der: &[u8]) -> String {
@@ -137,24 +155,34 @@ fn pem_encode(tag: &str, der: &[u8]) -> String {
 }
 
 fn inspect(der: &CertificateDer<'_>) -> Result<CertInfo, String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+        .map_err(|e| format!("not an X.509 certificate: {e}"))?;
     let validity = cert.validity();
     let now = x509_parser::time::ASN1Time::now();
     if validity.not_after < now {
         return Err(format!("certificate expired at {}", validity.not_after));
     }
     if validity.not_before > now {
-        return Err(format!("certificate is not valid before {}", validity.not_before));
+        return Err(format!(
+            "certificate is not valid before {}",
+            validity.not_before
+        ));
     }
     let mut dns_names = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {
             match name {
-                x509_parser::extensions::GeneralName::DNSName(d) => dns_names.push((*d).to_string()),
+                x509_parser::extensions::GeneralName::DNSName(d) => {
+                    dns_names.push((*d).to_string())
+                }
                 x509_parser::extensions::GeneralName::IPAddress(ip) => {
                     let addr = match ip.len() {
-                        4 => <[u8; 4]>::try_from(*ip).ok().map(|b| std::net::IpAddr::from(b).to_string()),
-                        16 => <[u8; 16]>::try_from(*ip).ok().map(|b| std::net::IpAddr::from(b).to_string()),
+                        4 => <[u8; 4]>::try_from(*ip)
+                            .ok()
+                            .map(|b| std::net::IpAddr::from(b).to_string()),
+                        16 => <[u8; 16]>::try_from(*ip)
+                            .ok()
+                            .map(|b| std::net::IpAddr::from(b).to_string()),
                         _ => None,
                     };
                     dns_names.extend(addr);
@@ -163,7 +191,11 @@ fn inspect(der: &CertificateDer<'_>) -> Result<CertInfo, String> {
             }
         }
     }
-    Ok(CertInfo { subject: cert.subject().to_string(), not_after: validity.not_after.to_string(), dns_names })
+    Ok(CertInfo {
+        subject: cert.subject().to_string(),
+        not_after: validity.not_after.to_string(),
+        dns_names,
+    })
 }
 
 /// Serves the current certificate; swapped atomically on reload.
@@ -174,7 +206,9 @@ pub struct Resolver {
 
 impl Resolver {
     pub fn new(key: Arc<CertifiedKey>) -> Arc<Self> {
-        Arc::new(Resolver { current: ArcSwap::new(key) })
+        Arc::new(Resolver {
+            current: ArcSwap::new(key),
+        })
     }
 
     /// Replaces the certificate for new handshakes; open connections keep theirs.
@@ -266,20 +300,32 @@ impl Ca {
         dn.push(DnType::OrganizationName, "meshd");
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let now = time::OffsetDateTime::now_utc();
         params.not_before = now - time::Duration::hours(1);
         params.not_after = now + time::Duration::days(3650);
         let cert = params.self_signed(&key)?;
         let key_pem = key.serialize_pem();
-        Ok(Ca { cert_pem: cert.pem(), key_pem, issuer: Issuer::new(params, key) })
+        Ok(Ca {
+            cert_pem: cert.pem(),
+            key_pem,
+            issuer: Issuer::new(params, key),
+        })
     }
 
     /// Loads an existing CA from PEM files.
     pub fn load(cert_pem: &str, key_pem: &str) -> Result<Ca, TlsError> {
         let key = KeyPair::from_pem(key_pem)?;
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
-        Ok(Ca { cert_pem: cert_pem.to_string(), key_pem: key_pem.to_string(), issuer })
+        Ok(Ca {
+            cert_pem: cert_pem.to_string(),
+            key_pem: key_pem.to_string(),
+            issuer,
+        })
     }
 
     /// A serving certificate for `names` (DNS names or IP addresses), valid for `days`.
@@ -294,10 +340,16 @@ impl Ca {
             params.subject_alt_names.push(san);
         }
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, names.first().cloned().unwrap_or_else(|| "meshd".into()));
+        dn.push(
+            DnType::CommonName,
+            names.first().cloned().unwrap_or_else(|| "meshd".into()),
+        );
         params.distinguished_name = dn;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         let now = time::OffsetDateTime::now_utc();
         params.not_before = now - time::Duration::hours(1);
         params.not_after = now + time::Duration::days(days);
@@ -321,7 +373,10 @@ pub fn default_sans(service: &str, namespace: &str) -> Vec<String> {
 
 /// Writes a file; private keys get mode 0600 before any byte is written.
 pub fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), TlsError> {
-    let err = |source| TlsError::Write { path: path.display().to_string(), source };
+    let err = |source| TlsError::Write {
+        path: path.display().to_string(),
+        source,
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
@@ -349,14 +404,21 @@ pub struct GeneratedFiles {
 }
 
 /// Writes `ca.crt`, `ca.key`, `tls.crt`, `tls.key` into `dir`. An existing CA there is reused.
-pub fn generate_into(dir: &Path, service: &str, namespace: &str) -> Result<GeneratedFiles, TlsError> {
+pub fn generate_into(
+    dir: &Path,
+    service: &str,
+    namespace: &str,
+) -> Result<GeneratedFiles, TlsError> {
     let files = GeneratedFiles {
         ca_cert: dir.join("ca.crt"),
         ca_key: dir.join("ca.key"),
         cert: dir.join("tls.crt"),
         key: dir.join("tls.key"),
     };
-    let existing = match (std::fs::read_to_string(&files.ca_cert), std::fs::read_to_string(&files.ca_key)) {
+    let existing = match (
+        std::fs::read_to_string(&files.ca_cert),
+        std::fs::read_to_string(&files.ca_key),
+    ) {
         (Ok(c), Ok(k)) => Ca::load(&c, &k).ok(),
         _ => None,
     };
@@ -383,13 +445,24 @@ mod tests {
     fn generated_certificates_load_and_keys_are_private() {
         let dir = tempfile::tempdir().unwrap();
         let files = generate_into(dir.path(), "meshd", "istio-system").unwrap();
-        let loaded = load(&CertPaths { cert: files.cert.clone(), key: files.key.clone() }).unwrap();
-        assert!(loaded.info.dns_names.iter().any(|n| n == "meshd.istio-system.svc"));
+        let loaded = load(&CertPaths {
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+        })
+        .unwrap();
+        assert!(loaded
+            .info
+            .dns_names
+            .iter()
+            .any(|n| n == "meshd.istio-system.svc"));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             for k in [&files.key, &files.ca_key] {
-                assert_eq!(std::fs::metadata(k).unwrap().permissions().mode() & 0o777, 0o600);
+                assert_eq!(
+                    std::fs::metadata(k).unwrap().permissions().mode() & 0o777,
+                    0o600
+                );
             }
         }
         // A second run reuses the CA.
@@ -401,11 +474,20 @@ mod tests {
     #[test]
     fn errors_name_the_flag() {
         let dir = tempfile::tempdir().unwrap();
-        let missing = CertPaths { cert: dir.path().join("nope.crt"), key: dir.path().join("nope.key") };
-        assert!(load(&missing).unwrap_err().to_string().starts_with("--tls-cert"));
+        let missing = CertPaths {
+            cert: dir.path().join("nope.crt"),
+            key: dir.path().join("nope.key"),
+        };
+        assert!(load(&missing)
+            .unwrap_err()
+            .to_string()
+            .starts_with("--tls-cert"));
         std::fs::write(dir.path().join("bad.crt"), "garbage").unwrap();
         std::fs::write(dir.path().join("bad.key"), "garbage").unwrap();
-        let bad = CertPaths { cert: dir.path().join("bad.crt"), key: dir.path().join("bad.key") };
+        let bad = CertPaths {
+            cert: dir.path().join("bad.crt"),
+            key: dir.path().join("bad.key"),
+        };
         let e = load(&bad).unwrap_err().to_string();
         assert!(e.contains("--tls-cert") && e.contains("bad.crt"), "{e}");
     }
@@ -416,7 +498,12 @@ mod tests {
         let b = tempfile::tempdir().unwrap();
         let fa = generate_into(a.path(), "meshd", "ns").unwrap();
         let fb = generate_into(b.path(), "meshd", "ns").unwrap();
-        let e = load(&CertPaths { cert: fa.cert, key: fb.key }).unwrap_err().to_string();
+        let e = load(&CertPaths {
+            cert: fa.cert,
+            key: fb.key,
+        })
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("do not belong together"), "{e}");
     }
 }

@@ -11,7 +11,11 @@ pub fn meshd_bin() -> &'static str {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running `meshd serve`, killed on drop.
@@ -37,7 +41,11 @@ impl Server {
         let logf = std::fs::File::create(&log).unwrap();
         let child = Command::new(meshd_bin())
             .current_dir(dir.path())
-            .args(["serve", "--webhook-addr", &format!("127.0.0.1:{webhook_port}")])
+            .args([
+                "serve",
+                "--webhook-addr",
+                &format!("127.0.0.1:{webhook_port}"),
+            ])
             .args(["--monitoring-addr", &format!("127.0.0.1:{monitoring_port}")])
             .args(extra)
             .env("RUST_LOG", "info")
@@ -45,7 +53,13 @@ impl Server {
             .stderr(logf)
             .spawn()
             .expect("spawn meshd");
-        let s = Server { child: Some(child), dir, webhook_port, monitoring_port, log };
+        let s = Server {
+            child: Some(child),
+            dir,
+            webhook_port,
+            monitoring_port,
+            log,
+        };
         s.wait_ready();
         s
     }
@@ -61,7 +75,9 @@ impl Server {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Ok(r) = http_get_status(&format!("http://127.0.0.1:{}/ready", self.monitoring_port)) {
+            if let Ok(r) =
+                http_get_status(&format!("http://127.0.0.1:{}/ready", self.monitoring_port))
+            {
                 if r == 200 {
                     return;
                 }
@@ -102,7 +118,10 @@ impl Server {
             if let Some(st) = child.try_wait().unwrap() {
                 return st;
             }
-            assert!(Instant::now() < deadline, "meshd did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "meshd did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -119,7 +138,9 @@ impl Drop for Server {
 
 /// An HTTPS client trusting only the given CAs (PEM). `fresh` disables connection reuse.
 pub fn client_with_roots(cas: &[Vec<u8>], fresh: bool) -> reqwest::Client {
-    let mut b = reqwest::Client::builder().use_rustls_tls().timeout(Duration::from_secs(10));
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .timeout(Duration::from_secs(10));
     for ca in cas {
         b = b.add_root_certificate(reqwest::Certificate::from_pem(ca).unwrap());
     }
@@ -138,19 +159,38 @@ pub fn http_get_status(url: &str) -> std::io::Result<u16> {
 pub fn http_get(url: &str) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").unwrap_or(url);
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
     let mut s = std::net::TcpStream::connect(host)?;
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
-    let code = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let code = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((code, body))
 }
 
 /// An AdmissionReview for a pod.
-pub fn review(api_version: &str, uid: &str, pod: &serde_json::Value, namespace: &str, dry_run: bool) -> serde_json::Value {
+pub fn review(
+    api_version: &str,
+    uid: &str,
+    pod: &serde_json::Value,
+    namespace: &str,
+    dry_run: bool,
+) -> serde_json::Value {
     serde_json::json!({
         "apiVersion": api_version,
         "kind": "AdmissionReview",
