@@ -639,26 +639,8 @@ impl Injector {
             ("imagePullSecrets", vec![]),
         ];
         for name in &expanded {
-            let mut rendered = self.render_cached(name, &ctx)?;
-            if !rendered.is_object() {
-                return Err(InjectError::TemplateOutput {
-                    template: name.clone(),
-                    message: "expected a mapping with metadata/spec".into(),
-                });
-            }
-            // Keep only the shape a template may set; anything at the top level other than
-            // metadata and spec is an error rather than silently merged.
-            if let Some(extra) = rendered
-                .as_object()
-                .and_then(|o| o.keys().find(|k| *k != "metadata" && *k != "spec"))
-            {
-                return Err(InjectError::TemplateOutput {
-                    template: name.clone(),
-                    message: format!("unexpected top-level key {extra:?} (only metadata and spec)"),
-                });
-            }
-            if let Some(spec) = rendered.get_mut("spec") {
-                canonicalize_pod_quantities(spec);
+            let rendered = self.render_cached(name, &ctx)?;
+            if let Some(spec) = rendered.get("spec") {
                 for (key, names) in status_lists.iter_mut() {
                     for item in spec
                         .get(*key)
@@ -931,23 +913,43 @@ impl Injector {
     /// Renders a template for a per-pod context, reusing the parsed output of an identical
     /// earlier context (replicas of one workload render the same sidecar). Keys are the exact
     /// context bytes, so a hit can never hand one pod another pod's output.
-    fn render_cached(&self, name: &str, pod_ctx: &Value) -> Result<Value, InjectError> {
+    fn render_cached(&self, name: &str, pod_ctx: &Value) -> Result<std::sync::Arc<Value>, InjectError> {
         let mut key = serde_json::to_vec(pod_ctx).unwrap_or_default();
         key.extend_from_slice(name.as_bytes());
         if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
-            return Ok((*hit).clone());
+            return Ok(hit);
         }
         let ctx = minijinja::context! {
             values => self.values_ctx.clone(),
             mesh => self.mesh_ctx.clone(),
             ..minijinja::Value::from_serialize(pod_ctx)
         };
-        let rendered = self.templates.render(name, &ctx)?;
+        let mut rendered = self.templates.render(name, &ctx)?;
+        if !rendered.is_object() {
+            return Err(InjectError::TemplateOutput {
+                template: name.to_string(),
+                message: "expected a mapping with metadata/spec".into(),
+            });
+        }
+        // Only metadata and spec may be set; anything else is an error, not silently merged.
+        if let Some(extra) = rendered
+            .as_object()
+            .and_then(|o| o.keys().find(|k| *k != "metadata" && *k != "spec"))
+        {
+            return Err(InjectError::TemplateOutput {
+                template: name.to_string(),
+                message: format!("unexpected top-level key {extra:?} (only metadata and spec)"),
+            });
+        }
+        if let Some(spec) = rendered.get_mut("spec") {
+            canonicalize_pod_quantities(spec);
+        }
+        let rendered = std::sync::Arc::new(rendered);
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= RENDER_CACHE_ENTRIES {
                 cache.clear();
             }
-            cache.insert(key, std::sync::Arc::new(rendered.clone()));
+            cache.insert(key, rendered.clone());
         }
         Ok(rendered)
     }
