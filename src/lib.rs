@@ -16,3 +16,5 @@ pub mod config;
 pub mod inject;
 pub mod telemetry;
 pub mod tls;
+pub mod istio;
+pub mod validate;

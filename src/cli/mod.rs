@@ -1,1 +1,3 @@
-//! TODO
+//! Command-line interface: clap definitions, one file per subcommand.
+
+pub mod validate;
