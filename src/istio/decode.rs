@@ -174,6 +174,26 @@ impl<T: Decode> FieldValue for BTreeMap<u32, T> {
     }
 }
 
+impl<T: Decode> Decode for BTreeMap<u32, T> {
+    fn decode(v: &Value, p: &Path<'_>, d: &mut Decoder) -> Option<Self> {
+        if !v.is_object() {
+            d.err(p, format!("expected a map, got {}", kind_of(v)));
+            return None;
+        }
+        Some(FieldValue::from_field(v, p, d))
+    }
+}
+
+impl<T: Decode> Decode for BTreeMap<String, T> {
+    fn decode(v: &Value, p: &Path<'_>, d: &mut Decoder) -> Option<Self> {
+        if !v.is_object() {
+            d.err(p, format!("expected a map, got {}", kind_of(v)));
+            return None;
+        }
+        Some(FieldValue::from_field(v, p, d))
+    }
+}
+
 /// The JSON type name of a value, for messages.
 pub fn kind_of(v: &Value) -> &'static str {
     match v {

@@ -41,7 +41,7 @@ message! {
     pub struct PeerAuthentication {
         selector: Option<TypeWorkloadSelector>,
         mtls: Option<MutualTls>,
-        port_level_mtls: BTreeMap<u32, MutualTls>,
+        port_level_mtls: Option<BTreeMap<u32, MutualTls>>,
     }
 }
 
