@@ -15,6 +15,8 @@ pub struct Report {
     pub errors: Vec<String>,
     /// Warnings, in document order.
     pub warnings: Vec<String>,
+    /// Text put before every error message (AuthorizationPolicy's `invalid policy name.ns: `).
+    pub error_prefix: Option<String>,
     regex_cache: HashMap<String, Result<(), String>>,
 }
 
@@ -25,13 +27,15 @@ impl Report {
             prefix: format!("{kind} {namespace}/{name}"),
             errors: Vec::new(),
             warnings: Vec::new(),
+            error_prefix: None,
             regex_cache: HashMap::new(),
         }
     }
 
     /// Records an error at `path`.
     pub fn err(&mut self, p: &Path<'_>, msg: impl fmt::Display) {
-        self.errors.push(format!("{}: {p}: {msg}", self.prefix));
+        let pre = self.error_prefix.as_deref().unwrap_or("");
+        self.errors.push(format!("{}: {p}: {pre}{msg}", self.prefix));
     }
 
     /// Records an error that has its own (already qualified) text.

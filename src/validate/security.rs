@@ -267,8 +267,7 @@ fn parse_jwks(s: &str) -> Result<bool, String> {
 /// (`invalid policy name.ns: ...`).
 pub fn validate_authorization_policy(r: &mut Report, meta: &Metadata, ap: &AuthorizationPolicy) {
     let spec = Path::Root("spec");
-    let pre = format!("invalid policy {}.{}", meta.name, meta.namespace);
-    let before = r.errors.len();
+    r.error_prefix = Some(format!("invalid policy {}.{}: ", meta.name, meta.namespace));
     check_one_of_selector(r, &spec, &ap.selector, &ap.target_ref, &ap.target_refs);
     check_selector(r, &spec.field("selector"), &ap.selector);
     check_target_refs(r, &spec, &ap.target_ref, &ap.target_refs);
@@ -302,11 +301,7 @@ pub fn validate_authorization_policy(r: &mut Report, meta: &Metadata, ap: &Autho
         let ip = rp.index(i);
         validate_rule(r, ap.action, rule, i, &ip);
     }
-    for e in r.errors.iter_mut().skip(before) {
-        if let Some(pos) = e.find(": ") {
-            e.insert_str(pos + 2, &format!("{pre}: "));
-        }
-    }
+    r.error_prefix = None;
 }
 
 fn check_values(r: &mut Report, p: &Path<'_>, field: &str, vals: &[String], rule: usize) {

@@ -46,7 +46,7 @@ pub fn validate(r: &mut Report, meta: &Metadata, sc: &Sidecar) {
             r.err(&pp.field("targetPort"), "targetPort has no impact on Sidecars");
         }
         check_port_name(r, &pp, &port.name);
-        if parse_protocol(&port.protocol).is_none() {
+        if !port.protocol.is_empty() && parse_protocol(&port.protocol).is_none() {
             r.err(
                 &pp.field("protocol"),
                 format!("unsupported protocol: {}", port.protocol),
@@ -191,7 +191,7 @@ pub fn validate(r: &mut Report, meta: &Metadata, sc: &Sidecar) {
                         );
                     }
                 } else {
-                    if parse_protocol(&port.protocol).is_none() {
+                    if !port.protocol.is_empty() && parse_protocol(&port.protocol).is_none() {
                         r.err(
                             &pp.field("protocol"),
                             format!("unsupported protocol: {}", port.protocol),
