@@ -7,6 +7,9 @@
 //! - [`tls`]: certificate authority, serving certificates, loading and hot reload.
 //! - [`telemetry`]: tracing setup, the metrics registry and the `:15014` admin server.
 //! - [`app`]: wiring for `meshd serve`; owns every long-lived task.
+//! - [`istio`]: typed Istio API objects with lenient and strict decoding.
+//! - [`validate`]: validation rules per Istio kind (pure).
+//! - [`server`]: HTTPS/HTTP serving with timeouts and graceful shutdown.
 //! - [`cli`]: clap definitions, one file per subcommand.
 
 pub mod admission;
@@ -14,6 +17,8 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod inject;
+pub mod istio;
 pub mod server;
 pub mod telemetry;
 pub mod tls;
+pub mod validate;

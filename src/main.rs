@@ -8,6 +8,10 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::KubeInject(args) => meshd::cli::kube_inject::run(args),
         Command::Certs(args) => meshd::cli::certs::run(args),
+        Command::Validate(args) => {
+            let code = meshd::cli::validate::run(&args);
+            return std::process::ExitCode::from(u8::try_from(code).unwrap_or(2));
+        }
         Command::Serve(args) => {
             meshd::telemetry::init_tracing(args.log_json);
             tokio::runtime::Builder::new_multi_thread()

@@ -4,6 +4,7 @@
 pub mod certs;
 pub mod kube_inject;
 pub mod serve;
+pub mod validate;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +24,8 @@ pub enum Command {
     KubeInject(kube_inject::KubeInjectArgs),
     /// Certificate utilities.
     Certs(certs::CertsArgs),
+    /// Validate Istio config files strictly, like `istioctl validate` (exit 0 valid, 1 invalid, 2 usage/IO).
+    Validate(validate::Args),
 }
 
 /// `true`/`false`/`auto` for `--native-sidecars`.
