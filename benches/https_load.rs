@@ -33,7 +33,9 @@ fn review() -> String {
 async fn noop(req: Request) -> axum::response::Response {
     let (parts, body) = req.into_parts();
     match admission::read_review_body(&parts.headers, body).await {
-        Ok(_) => axum::response::Response::new(Body::from(r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"bench","allowed":true}}"#)),
+        Ok(_) => axum::response::Response::new(Body::from(
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"bench","allowed":true}}"#,
+        )),
         Err(r) => r,
     }
 }
@@ -45,7 +47,13 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn closed_loop(client: reqwest::Client, url: String, body: String, conns: usize, dur: Duration) -> (f64, Vec<u32>, usize) {
+async fn closed_loop(
+    client: reqwest::Client,
+    url: String,
+    body: String,
+    conns: usize,
+    dur: Duration,
+) -> (f64, Vec<u32>, usize) {
     let end = Instant::now() + dur;
     let mut tasks = Vec::new();
     for _ in 0..conns {
@@ -54,7 +62,13 @@ async fn closed_loop(client: reqwest::Client, url: String, body: String, conns: 
             let (mut lat, mut errors) = (Vec::new(), 0usize);
             while Instant::now() < end {
                 let t = Instant::now();
-                match c.post(&u).header("Content-Type", "application/json").body(b.clone()).send().await {
+                match c
+                    .post(&u)
+                    .header("Content-Type", "application/json")
+                    .body(b.clone())
+                    .send()
+                    .await
+                {
                     Ok(r) if r.status() == 200 => {
                         let _ = r.bytes().await;
                         lat.push(t.elapsed().as_micros() as u32);
@@ -78,7 +92,13 @@ async fn closed_loop(client: reqwest::Client, url: String, body: String, conns: 
     (all.len() as f64 / secs, all, errors)
 }
 
-async fn open_loop(client: reqwest::Client, url: String, body: String, rate: u32, dur: Duration) -> (Vec<u32>, usize) {
+async fn open_loop(
+    client: reqwest::Client,
+    url: String,
+    body: String,
+    rate: u32,
+    dur: Duration,
+) -> (Vec<u32>, usize) {
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let end = Instant::now() + dur;
@@ -88,7 +108,13 @@ async fn open_loop(client: reqwest::Client, url: String, body: String, rate: u32
         let (c, u, b) = (client.clone(), url.clone(), body.clone());
         tasks.spawn(async move {
             let t = Instant::now();
-            match c.post(&u).header("Content-Type", "application/json").body(b).send().await {
+            match c
+                .post(&u)
+                .header("Content-Type", "application/json")
+                .body(b)
+                .send()
+                .await
+            {
                 Ok(r) if r.status() == 200 => {
                     let _ = r.bytes().await;
                     Some(t.elapsed().as_micros() as u32)
@@ -109,27 +135,52 @@ async fn open_loop(client: reqwest::Client, url: String, body: String, rate: u32
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let secs: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(5);
     let conns: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(32);
     let dir = tempfile::tempdir().expect("tempdir");
     let files = tls::generate_into(dir.path(), "meshd", "istio-system").expect("certs");
-    let loaded = tls::load(&tls::CertPaths { cert: files.cert.clone(), key: files.key.clone() }).expect("load");
+    let loaded = tls::load(&tls::CertPaths {
+        cert: files.cert.clone(),
+        key: files.key.clone(),
+    })
+    .expect("load");
     let tls_cfg = Arc::new(tls::server_config(tls::Resolver::new(loaded.key)).expect("tls"));
     let mut registry = prometheus_client::registry::Registry::default();
     let state = AdmissionState {
-        injector: Arc::new(ArcSwap::from_pointee(Injector::with_defaults().expect("injector"))),
+        injector: Arc::new(ArcSwap::from_pointee(
+            Injector::with_defaults().expect("injector"),
+        )),
         metrics: Metrics::register(&mut registry),
     };
     let router = admission::router(state).route("/noop", post(noop));
     // The server gets its own runtime so client and server do not share worker threads.
-    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let listener = server_rt.block_on(server::bind("bench", "127.0.0.1:0".parse().expect("addr"))).expect("bind");
+    let listener = server_rt
+        .block_on(server::bind("bench", "127.0.0.1:0".parse().expect("addr")))
+        .expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    server_rt.spawn(server::serve_tls(listener, tls_cfg, router, Timeouts::default(), rx));
+    server_rt.spawn(server::serve_tls(
+        listener,
+        tls_cfg,
+        router,
+        Timeouts::default(),
+        rx,
+    ));
 
-    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
     let ca = std::fs::read(&files.ca_cert).expect("ca");
     let client = reqwest::Client::builder()
         .use_rustls_tls()

@@ -14,26 +14,46 @@ fn main() {
     let n = 5000;
     let envs = Default::default();
     let t = Instant::now();
-    for _ in 0..n { let _ = meshd::admission::handle_inject(&inj, &m, body.as_bytes(), &envs); }
+    for _ in 0..n {
+        let _ = meshd::admission::handle_inject(&inj, &m, body.as_bytes(), &envs);
+    }
     println!("handle_inject: {:?}/op", t.elapsed() / n);
     let review = meshd::admission::review::decode(body.as_bytes()).unwrap();
     let t = Instant::now();
-    for _ in 0..n { let _ = meshd::admission::review::decode(body.as_bytes()).unwrap(); }
+    for _ in 0..n {
+        let _ = meshd::admission::review::decode(body.as_bytes()).unwrap();
+    }
     println!("decode: {:?}/op", t.elapsed() / n);
     let pod = review.request.object.clone().unwrap();
     let t = Instant::now();
     let mut out = serde_json::Value::Null;
-    for _ in 0..n { if let meshd::inject::Outcome::Injected(p) = inj.inject(meshd::inject::Request::webhook(pod.clone(), Some("default".into()))).unwrap() { out = p; } }
+    for _ in 0..n {
+        if let meshd::inject::Outcome::Injected(p) = inj
+            .inject(meshd::inject::Request::webhook(
+                pod.clone(),
+                Some("default".into()),
+            ))
+            .unwrap()
+        {
+            out = p;
+        }
+    }
     println!("inject: {:?}/op", t.elapsed() / n);
     let t = Instant::now();
-    for _ in 0..n { let _ = meshd::inject::create_patch(&pod, &out); }
+    for _ in 0..n {
+        let _ = meshd::inject::create_patch(&pod, &out);
+    }
     println!("diff: {:?}/op", t.elapsed() / n);
     let patch = meshd::inject::create_patch(&pod, &out);
     let t = Instant::now();
-    for _ in 0..n { let _ = serde_json::to_vec(&patch).unwrap(); }
+    for _ in 0..n {
+        let _ = serde_json::to_vec(&patch).unwrap();
+    }
     println!("patch ser: {:?}/op", t.elapsed() / n);
     let t = Instant::now();
-    for _ in 0..n { let _ = out.clone(); }
+    for _ in 0..n {
+        let _ = out.clone();
+    }
     println!("pod clone: {:?}/op", t.elapsed() / n);
 }
 #[allow(dead_code)]

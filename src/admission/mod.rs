@@ -1,7 +1,8 @@
 //! The admission webhooks over HTTPS: body and content-type rules, AdmissionReview decoding,
-//! `/inject` (sidecar injection → JSON patch) and the axum router.
+//! `/inject` (sidecar injection → JSON patch), `/validate` (Istio config) and the axum router.
 
 pub mod review;
+pub mod validation;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,6 +36,9 @@ pub fn router(state: AdmissionState) -> Router {
         .route("/inject", post(inject_handler))
         .route("/inject/", post(inject_handler))
         .route("/inject/{*rest}", post(inject_handler))
+        .route("/validate", post(validate_handler))
+        .route("/validate/", post(validate_handler))
+        .route("/validate/{*rest}", post(validate_handler))
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
@@ -163,6 +167,14 @@ async fn inject_handler(State(state): State<AdmissionState>, req: Request) -> Ht
         .injection_time
         .observe(start.elapsed().as_secs_f64());
     json_response(body)
+}
+
+async fn validate_handler(State(state): State<AdmissionState>, req: Request) -> HttpResponse {
+    let (parts, body) = req.into_parts();
+    match read_review_body(&parts.headers, body).await {
+        Ok(bytes) => json_response(validation::handle_validate(&state.metrics, &bytes)),
+        Err(resp) => resp,
+    }
 }
 
 fn failure(metrics: &Metrics, reason: &str) {

@@ -913,7 +913,11 @@ impl Injector {
     /// Renders a template for a per-pod context, reusing the parsed output of an identical
     /// earlier context (replicas of one workload render the same sidecar). Keys are the exact
     /// context bytes, so a hit can never hand one pod another pod's output.
-    fn render_cached(&self, name: &str, pod_ctx: &Value) -> Result<std::sync::Arc<Value>, InjectError> {
+    fn render_cached(
+        &self,
+        name: &str,
+        pod_ctx: &Value,
+    ) -> Result<std::sync::Arc<Value>, InjectError> {
         let mut key = serde_json::to_vec(pod_ctx).unwrap_or_default();
         key.extend_from_slice(name.as_bytes());
         if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
