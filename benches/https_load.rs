@@ -4,6 +4,9 @@
 //!
 //! `cargo bench --bench https_load [-- SECONDS CONNECTIONS]`
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,8 @@
 //! Injection speed in-process: a typical Deployment pod and a pathological one (1,500 env vars).
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use meshd::inject::{Injector, Outcome, Request};
 use serde_json::{json, Value};

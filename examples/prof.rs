@@ -1,4 +1,6 @@
 use std::time::Instant;
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let inj = meshd::inject::Injector::with_defaults().unwrap();
     let mut reg = prometheus_client::registry::Registry::default();

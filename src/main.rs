@@ -1,5 +1,8 @@
 //! The `meshd` binary: parses the command line and hands over to the library.
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use meshd::cli::{Cli, Command};
 

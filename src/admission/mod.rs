@@ -300,6 +300,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn truncated_and_mangled_reviews_never_panic() {
+        let inj = Injector::with_defaults().unwrap();
+        let mut reg = prometheus_client::registry::Registry::default();
+        let metrics = Metrics::register(&mut reg);
+        let body = serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "u", "namespace": "ns", "operation": "CREATE", "object": {
+                "metadata": {"name": "p", "annotations": {"sidecar.istio.io/status": "{}", "proxy.istio.io/config": "concurrency: 2"}},
+                "spec": {"containers": [{"name": "a", "image": "b", "ports": [{"containerPort": 1}], "readinessProbe": {"httpGet": {"port": "x"}}}]}}}
+        })
+        .to_string();
+        let envs = BTreeMap::new();
+        for cut in 0..body.len() {
+            let out = handle_inject(&inj, &metrics, &body.as_bytes()[..cut], &envs);
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert!(v["response"]["allowed"].is_boolean());
+            let _ = validation::handle_validate(&metrics, &body.as_bytes()[..cut]);
+        }
+        // Type confusion at every JSON value position of the object.
+        for replacement in ["null", "[]", "7", "\"s\"", "{}"] {
+            for (i, _) in body.match_indices(':') {
+                let mut mangled = body[..=i].to_string();
+                mangled.push_str(replacement);
+                let rest = &body[i + 1..];
+                let skip = rest.find([',', '}']).unwrap_or(rest.len());
+                mangled.push_str(&rest[skip..]);
+                let _ = handle_inject(&inj, &metrics, mangled.as_bytes(), &envs);
+                let _ = validation::handle_validate(&metrics, mangled.as_bytes());
+            }
+        }
+    }
+
+    #[test]
     fn path_overrides() {
         let e = path_env_overrides("/inject/cluster/c1/net/n1");
         assert_eq!(
