@@ -11,6 +11,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::KubeInject(args) => meshd::cli::kube_inject::run(args),
         Command::Certs(args) => meshd::cli::certs::run(args),
+        Command::Manifest(args) => meshd::cli::manifest::run_manifest(args),
+        Command::Profile(args) => meshd::cli::manifest::run_profile(args),
         Command::Validate(args) => {
             let code = meshd::cli::validate::run(&args);
             return std::process::ExitCode::from(u8::try_from(code).unwrap_or(2));

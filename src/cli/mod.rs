@@ -3,6 +3,7 @@
 
 pub mod certs;
 pub mod kube_inject;
+pub mod manifest;
 pub mod serve;
 pub mod validate;
 
@@ -24,6 +25,10 @@ pub enum Command {
     KubeInject(kube_inject::KubeInjectArgs),
     /// Certificate utilities.
     Certs(certs::CertsArgs),
+    /// Render or compare the deployment manifests (deploy/).
+    Manifest(manifest::ManifestArgs),
+    /// List, print or compare installation profiles.
+    Profile(manifest::ProfileArgs),
     /// Validate Istio config files strictly, like `istioctl validate` (exit 0 valid, 1 invalid, 2 usage/IO).
     Validate(validate::Args),
 }
