@@ -20,7 +20,6 @@ pub enum KubeInjectError {
     Inject {
         kind: String,
         name: String,
-        #[source]
         source: InjectError,
     },
     #[error("{kind} {name}: {field} must be an object")]
@@ -40,17 +39,14 @@ pub struct KubeInjectOutput {
     pub warnings: Vec<String>,
 }
 
-/// Where a kind keeps its pod template.
-fn template_path(kind: &str) -> Option<&'static [&'static str]> {
+/// Where a kind keeps its pod template, and whose `metadata` injection reads and writes.
+/// For CronJob that is the job template's metadata, as `istioctl kube-inject` does it (Istio
+/// quirk kept for output parity: the pod labels and annotations land on `jobTemplate.metadata`).
+fn template_path(kind: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
     match kind {
-        "Deployment"
-        | "DaemonSet"
-        | "ReplicaSet"
-        | "StatefulSet"
-        | "Job"
-        | "ReplicationController"
-        | "DeploymentConfig" => Some(&["spec", "template"]),
-        "CronJob" => Some(&["spec", "jobTemplate", "spec", "template"]),
+        "Deployment" | "DaemonSet" | "ReplicaSet" | "StatefulSet" | "Job" | "ReplicationController"
+        | "DeploymentConfig" => Some((&["spec", "template"], &["spec", "template"])),
+        "CronJob" => Some((&["spec", "jobTemplate", "spec", "template"], &["spec", "jobTemplate"])),
         _ => None,
     }
 }
@@ -114,7 +110,7 @@ fn inject_object(
         return Err(shape("metadata"));
     }
     let meta = &obj["metadata"];
-    let deploy_meta = DeployMeta {
+    let mut deploy_meta = DeployMeta {
         name: meta
             .get("name")
             .and_then(Value::as_str)
@@ -132,9 +128,11 @@ fn inject_object(
             .unwrap_or("")
             .to_string(),
     };
-    let (pod, path): (Value, Option<&[&str]>) = if kind == "Pod" {
+    let (pod, path): (Value, Option<(&[&str], &[&str])>) = if kind == "Pod" {
+        // A pod names its workload through its controller reference, as in the webhook.
+        deploy_meta = super::meta::from_pod(&obj);
         (obj.clone(), None)
-    } else if let Some(path) = template_path(&kind) {
+    } else if let Some((path, meta_path)) = template_path(&kind) {
         let Some(template) = path.iter().try_fold(&obj, |cur, k| cur.get(*k)) else {
             return Ok(obj);
         };
@@ -142,15 +140,17 @@ fn inject_object(
             return Err(shape(&path.join(".")));
         }
         let mut pod = json!({"apiVersion": "v1", "kind": "Pod"});
-        pod["metadata"] = template
-            .get("metadata")
+        pod["metadata"] = meta_path
+            .iter()
+            .try_fold(&obj, |cur, k| cur.get(*k))
+            .and_then(|m| m.get("metadata"))
             .cloned()
             .unwrap_or_else(|| json!({}));
         pod["spec"] = template.get("spec").cloned().unwrap_or_else(|| json!({}));
         if !pod["metadata"].is_object() {
-            return Err(shape(&format!("{}.metadata", path.join("."))));
+            return Err(shape(&format!("{}.metadata", meta_path.join("."))));
         }
-        (pod, Some(path))
+        (pod, Some((path, meta_path)))
     } else {
         return Ok(obj);
     };
@@ -180,7 +180,7 @@ fn inject_object(
     };
     match path {
         None => Ok(injected),
-        Some(path) => {
+        Some((path, meta_path)) => {
             if !template_had_ns {
                 if let Some(m) = injected.get_mut("metadata").and_then(Value::as_object_mut) {
                     m.remove("namespace");
@@ -189,9 +189,34 @@ fn inject_object(
             let Some(template) = path.iter().try_fold(&mut obj, |cur, k| cur.get_mut(*k)) else {
                 return Err(shape(&path.join(".")));
             };
-            template["metadata"] = injected["metadata"].take();
             template["spec"] = injected["spec"].take();
+            let Some(meta_parent) = meta_path.iter().try_fold(&mut obj, |cur, k| cur.get_mut(*k)) else {
+                return Err(shape(&meta_path.join(".")));
+            };
+            meta_parent["metadata"] = injected["metadata"].take();
+            if kind == "DeploymentConfig" {
+                typed_deployment_config(&mut obj);
+            }
             Ok(obj)
         }
+    }
+}
+
+/// OpenShift `DeploymentConfig` written back the way Istio's typed client writes it, so output
+/// matches `istioctl kube-inject`: zero `minReadySeconds` and false `paused` are omitted, `test`,
+/// `replicas` and `strategy.resources` are always present.
+fn typed_deployment_config(obj: &mut Value) {
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    if spec.get("minReadySeconds").and_then(Value::as_i64) == Some(0) {
+        spec.remove("minReadySeconds");
+    }
+    if spec.get("paused").and_then(Value::as_bool) == Some(false) {
+        spec.remove("paused");
+    }
+    spec.entry("test").or_insert(Value::Bool(false));
+    spec.entry("replicas").or_insert(json!(0));
+    let strategy = spec.entry("strategy").or_insert_with(|| json!({}));
+    if let Some(st) = strategy.as_object_mut() {
+        st.entry("resources").or_insert_with(|| json!({}));
     }
 }

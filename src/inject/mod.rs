@@ -490,11 +490,8 @@ impl Injector {
                                         value.map(serde_json::from_str::<Value>)
                                     {
                                         for (k, v) in m {
-                                            if let (Some(v), Some(key)) =
-                                                (v.as_str(), prometheus::annotation_for(&k))
-                                            {
-                                                restored_prometheus
-                                                    .push((key.to_string(), v.to_string()));
+                                            if let Some(r) = prometheus::restore_annotation(&k, &v) {
+                                                restored_prometheus.push(r);
                                             }
                                         }
                                     }
@@ -742,10 +739,10 @@ impl Injector {
             }
             if let Some(a) = a.as_object_mut() {
                 // The app's own scrape settings (restored on re-injection), then the merge.
-                for k in [prometheus::SCRAPE, prometheus::PORT, prometheus::PATH] {
+                for k in [prometheus::SCRAPE, prometheus::PORT, prometheus::PATH, prometheus::SCRAPE_TARGETS] {
                     match annotations.get(k) {
-                        Some(v) => a.insert(k.to_string(), json!(v)),
-                        None => a.remove(k),
+                        Some(v) if !(prom.merged && k == prometheus::SCRAPE_TARGETS) => a.insert(k.to_string(), json!(v)),
+                        _ => a.remove(k),
                     };
                 }
                 for (k, v) in &prom.annotations {

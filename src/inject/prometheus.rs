@@ -11,6 +11,8 @@ use crate::config::MeshConfig;
 pub const SCRAPE: &str = "prometheus.io/scrape";
 pub const PORT: &str = "prometheus.io/port";
 pub const PATH: &str = "prometheus.io/path";
+/// Several scrape targets: `port:path,port:path`.
+pub const SCRAPE_TARGETS: &str = "prometheus.istio.io/scrape-targets";
 
 /// Ports the agent and Envoy own; scraping them would loop.
 const RESERVED_PORTS: &[i64] = &[
@@ -28,20 +30,47 @@ pub struct Merge {
     pub env: Option<String>,
 }
 
-/// Maps a key of `ISTIO_PROMETHEUS_ANNOTATIONS` back to its annotation.
-pub fn annotation_for(key: &str) -> Option<&'static str> {
-    match key {
-        "scrape" => Some(SCRAPE),
-        "port" => Some(PORT),
-        "path" => Some(PATH),
-        _ => None,
-    }
+/// Maps an entry of `ISTIO_PROMETHEUS_ANNOTATIONS` back to the annotation it was saved from.
+pub fn restore_annotation(key: &str, value: &Value) -> Option<(String, String)> {
+    let ann = match key {
+        "scrape" => SCRAPE,
+        "port" => PORT,
+        "path" => PATH,
+        "targets" => {
+            let list: Vec<String> = value
+                .as_array()?
+                .iter()
+                .filter_map(|t| Some(format!("{}:{}", t.get("port")?.as_str()?, t.get("path")?.as_str()?)))
+                .collect();
+            return Some((SCRAPE_TARGETS.to_string(), list.join(",")));
+        }
+        _ => return None,
+    };
+    Some((ann.to_string(), value.as_str()?.to_string()))
 }
 
 fn sanitized(key: &str) -> String {
     key.chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect()
+}
+
+/// Parses `port:path,port:path` (a missing path means `/metrics`).
+fn parse_targets(text: &str, status_port: i64) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (port, path) = entry.split_once(':').unwrap_or((entry, "/metrics"));
+        let n = port
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("annotation {SCRAPE_TARGETS}={text:?}: {port:?} is not a port number"))?;
+        if n == status_port || RESERVED_PORTS.contains(&n) {
+            return Err(format!("annotation {SCRAPE_TARGETS}={text:?}: port {n} is reserved for the sidecar"));
+        }
+        let path = if path.trim().is_empty() { "/metrics" } else { path.trim() };
+        out.push((port.trim().to_string(), path.to_string()));
+    }
+    Ok(out)
 }
 
 /// Decides the merge for a pod's annotations.
@@ -79,11 +108,26 @@ pub fn merge(
             ));
         }
     }
+    let targets = match annotations.get(SCRAPE_TARGETS) {
+        Some(t) => parse_targets(t, status_port)?,
+        None => Vec::new(),
+    };
     let mut saved = Map::new();
     for (key, ann) in [("scrape", SCRAPE), ("path", PATH), ("port", PORT)] {
         if let Some(v) = annotations.get(ann) {
             saved.insert(key.into(), Value::String(v.clone()));
         }
+    }
+    if let Some((port, path)) = targets.first() {
+        saved.entry("path").or_insert_with(|| Value::String(path.clone()));
+        saved.entry("port").or_insert_with(|| Value::String(port.clone()));
+    }
+    if !targets.is_empty() {
+        let list = targets
+            .iter()
+            .map(|(port, path)| serde_json::json!({"port": port, "path": path}))
+            .collect();
+        saved.insert("targets".into(), Value::Array(list));
     }
     Ok(Merge {
         merged: true,
@@ -146,6 +190,19 @@ mod tests {
         );
         let mesh = MeshConfig::from_yaml("enablePrometheusMerge: false").unwrap();
         assert!(!merge(&mesh, &anns(&[]), 15020).unwrap().merged);
+    }
+
+    #[test]
+    fn scrape_targets_are_saved_with_the_first_as_default() {
+        let m = merge(&MeshConfig::default(), &anns(&[(SCRAPE, "true"), (SCRAPE_TARGETS, "8080:/metrics, 9100:/custom,9200")]), 15020).unwrap();
+        let env: Value = serde_json::from_str(m.env.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            env,
+            serde_json::json!({"scrape": "true", "path": "/metrics", "port": "8080", "targets": [
+                {"port": "8080", "path": "/metrics"}, {"port": "9100", "path": "/custom"}, {"port": "9200", "path": "/metrics"}]})
+        );
+        assert!(merge(&MeshConfig::default(), &anns(&[(SCRAPE_TARGETS, "15090:/x")]), 15020).is_err());
+        assert!(merge(&MeshConfig::default(), &anns(&[(SCRAPE_TARGETS, "web:/x")]), 15020).is_err());
     }
 
     #[test]
