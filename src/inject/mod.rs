@@ -635,6 +635,12 @@ impl Injector {
             ("volumes", vec![]),
             ("imagePullSecrets", vec![]),
         ];
+        let app_containers_before: Vec<Value> = ["initContainers", "containers"]
+            .iter()
+            .filter_map(|l| pod["spec"].get(*l).and_then(Value::as_array))
+            .flatten()
+            .cloned()
+            .collect();
         for name in &expanded {
             let rendered = self.render_cached(name, &ctx)?;
             if let Some(spec) = rendered.get("spec") {
@@ -656,13 +662,32 @@ impl Injector {
             merge::strategic_merge(&mut pod, &rendered);
         }
 
+        // App containers a template also renders are user overrides of the template's fields,
+        // as in Istio: the user's own definition is merged back on top and recorded.
+        if first_injection {
+            for name in status_lists[0].1.iter().chain(status_lists[1].1.iter()) {
+                if INJECTED_NAMES.contains(&name.as_str()) || overrides.iter().any(|(n, _)| n == name) {
+                    continue;
+                }
+                if let Some(c) = app_containers_before.iter().find(|c| name_of(c) == Some(name)) {
+                    let mut c = c.clone();
+                    if let Some(o) = c.as_object_mut() {
+                        if o.get("image").and_then(Value::as_str) == Some("auto") {
+                            o.remove("image");
+                        }
+                    }
+                    overrides.push((name.clone(), c));
+                }
+            }
+        }
         // Re-apply user overrides on top of the rendered containers.
         let mut recorded = Map::new();
         for (name, ov) in &overrides {
-            let list = if name == PROXY_CONTAINER && !native {
-                "containers"
-            } else {
+            // Recorded in the list the template put the container in.
+            let list = if status_lists[0].1.iter().any(|n| n == name) {
                 "initContainers"
+            } else {
+                "containers"
             };
             for l in ["initContainers", "containers"] {
                 if let Some(c) = list_mut(&mut pod["spec"], l)
@@ -689,7 +714,9 @@ impl Injector {
         if let Some(env) = &prom.env {
             push_proxy_env(&mut pod["spec"], PROMETHEUS_ENV, env);
         }
-        let rewrite = annotations
+        // Templates may set the rewrite annotation themselves, so read the merged pod.
+        let merged_annotations = labels_of(&pod["metadata"], "annotations");
+        let rewrite = merged_annotations
             .get(ann::REWRITE_PROBES)
             .and_then(|v| ann::parse_bool(v))
             .unwrap_or_else(|| {
@@ -1056,6 +1083,11 @@ impl Injector {
             "status_port": i.status_port,
             "interception_mode": i.interception_mode,
             "proxy_resources": self.proxy_resources(i.annotations),
+            "annotation_resources": self.proxy_resources(i.annotations).filter(|_| {
+                [ann::PROXY_CPU, ann::PROXY_MEMORY, ann::PROXY_CPU_LIMIT, ann::PROXY_MEMORY_LIMIT]
+                    .iter()
+                    .any(|k| i.annotations.contains_key(*k))
+            }),
             "proxy_config_json": proxy_config_env(i.pc),
             "pod_ports_json": pod_ports_json(spec),
             "app_containers": app_names.join(","),

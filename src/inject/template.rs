@@ -11,7 +11,12 @@ use serde_json::Value;
 use thiserror::Error;
 
 /// Templates compiled into the binary: name → source.
-pub const BUILTIN: &[(&str, &str)] = &[("sidecar", include_str!("../../templates/sidecar.yaml"))];
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("sidecar", include_str!("../../templates/sidecar.yaml")),
+    ("gateway", include_str!("../../templates/gateway.yaml")),
+    ("grpc-agent", include_str!("../../templates/grpc-agent.yaml")),
+    ("grpc-simple", include_str!("../../templates/grpc-simple.yaml")),
+];
 
 #[derive(Debug, Error)]
 pub enum TemplateError {
