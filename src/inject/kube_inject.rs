@@ -44,9 +44,17 @@ pub struct KubeInjectOutput {
 /// quirk kept for output parity: the pod labels and annotations land on `jobTemplate.metadata`).
 fn template_path(kind: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
     match kind {
-        "Deployment" | "DaemonSet" | "ReplicaSet" | "StatefulSet" | "Job" | "ReplicationController"
+        "Deployment"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "StatefulSet"
+        | "Job"
+        | "ReplicationController"
         | "DeploymentConfig" => Some((&["spec", "template"], &["spec", "template"])),
-        "CronJob" => Some((&["spec", "jobTemplate", "spec", "template"], &["spec", "jobTemplate"])),
+        "CronJob" => Some((
+            &["spec", "jobTemplate", "spec", "template"],
+            &["spec", "jobTemplate"],
+        )),
         _ => None,
     }
 }
@@ -190,7 +198,10 @@ fn inject_object(
                 return Err(shape(&path.join(".")));
             };
             template["spec"] = injected["spec"].take();
-            let Some(meta_parent) = meta_path.iter().try_fold(&mut obj, |cur, k| cur.get_mut(*k)) else {
+            let Some(meta_parent) = meta_path
+                .iter()
+                .try_fold(&mut obj, |cur, k| cur.get_mut(*k))
+            else {
                 return Err(shape(&meta_path.join(".")));
             };
             meta_parent["metadata"] = injected["metadata"].take();
@@ -206,7 +217,9 @@ fn inject_object(
 /// matches `istioctl kube-inject`: zero `minReadySeconds` and false `paused` are omitted, `test`,
 /// `replicas` and `strategy.resources` are always present.
 fn typed_deployment_config(obj: &mut Value) {
-    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
     if spec.get("minReadySeconds").and_then(Value::as_i64) == Some(0) {
         spec.remove("minReadySeconds");
     }

@@ -33,6 +33,37 @@ const CORE_DUMP_CONTAINER: &str = "enable-core-dump";
 const INJECTED_NAMES: &[&str] = &[PROXY_CONTAINER, INIT_CONTAINER, VALIDATION_CONTAINER];
 const PROMETHEUS_ENV: &str = "ISTIO_PROMETHEUS_ANNOTATIONS";
 const NETWORK_LABEL: &str = "topology.istio.io/network";
+const CNCF_NETWORKS: &str = "k8s.v1.cni.cncf.io/networks";
+
+/// Multus networks with `default/istio-cni` added (flat list or JSON form), unless present.
+fn multus_networks(existing: Option<&String>) -> String {
+    let Some(current) = existing.map(|s| s.trim()).filter(|s| !s.is_empty()) else {
+        return "default/istio-cni".into();
+    };
+    if current.starts_with('[') {
+        // Appended as text, keeping the user's formatting (as Istio does).
+        if let Ok(Value::Array(list)) = serde_json::from_str::<Value>(current) {
+            let has = list
+                .iter()
+                .any(|n| n.get("name").and_then(Value::as_str) == Some("istio-cni"));
+            if let (false, Some(head)) = (has, current.strip_suffix(']')) {
+                let sep = if list.is_empty() { "" } else { ", " };
+                return format!(
+                    "{}{sep}{{\"name\": \"istio-cni\", \"namespace\": \"default\"}}]",
+                    head.trim_end()
+                );
+            }
+        }
+        return current.to_string();
+    }
+    if current
+        .split(',')
+        .any(|n| matches!(n.trim(), "istio-cni" | "default/istio-cni"))
+    {
+        return current.to_string();
+    }
+    format!("{current}, default/istio-cni")
+}
 const DEFAULT_PROXY_UID: i64 = 1337;
 
 /// Everything that can make an injection fail. Each message names the field or annotation.
@@ -490,7 +521,8 @@ impl Injector {
                                         value.map(serde_json::from_str::<Value>)
                                     {
                                         for (k, v) in m {
-                                            if let Some(r) = prometheus::restore_annotation(&k, &v) {
+                                            if let Some(r) = prometheus::restore_annotation(&k, &v)
+                                            {
                                                 restored_prometheus.push(r);
                                             }
                                         }
@@ -666,10 +698,15 @@ impl Injector {
         // as in Istio: the user's own definition is merged back on top and recorded.
         if first_injection {
             for name in status_lists[0].1.iter().chain(status_lists[1].1.iter()) {
-                if INJECTED_NAMES.contains(&name.as_str()) || overrides.iter().any(|(n, _)| n == name) {
+                if INJECTED_NAMES.contains(&name.as_str())
+                    || overrides.iter().any(|(n, _)| n == name)
+                {
                     continue;
                 }
-                if let Some(c) = app_containers_before.iter().find(|c| name_of(c) == Some(name)) {
+                if let Some(c) = app_containers_before
+                    .iter()
+                    .find(|c| name_of(c) == Some(name))
+                {
                     let mut c = c.clone();
                     if let Some(o) = c.as_object_mut() {
                         if o.get("image").and_then(Value::as_str) == Some("auto") {
@@ -706,8 +743,18 @@ impl Injector {
         self.apply_override_uid(&mut pod["spec"], &overrides, &interception_mode);
 
         // Post-processing.
-        if !proxy_envs.is_empty() {
-            update_cluster_env(&mut pod["spec"], proxy_envs);
+        let mut cluster_envs = proxy_envs.clone();
+        let values_network = self.values.string("global.network");
+        if !values_network.is_empty() {
+            cluster_envs
+                .entry("ISTIO_META_NETWORK".into())
+                .or_insert(values_network);
+        }
+        if let Some(net) = labels.get(NETWORK_LABEL).filter(|n| !n.is_empty()) {
+            cluster_envs.insert("ISTIO_META_NETWORK".into(), net.clone());
+        }
+        if !cluster_envs.is_empty() {
+            update_cluster_env(&mut pod["spec"], &cluster_envs);
         }
         let prom = prometheus::merge(&self.mesh, &annotations, mesh_status_port)
             .map_err(InjectError::Prometheus)?;
@@ -754,7 +801,7 @@ impl Injector {
         };
         {
             let meta = ensure_object(&mut pod, "metadata")?;
-            if let Some(net) = proxy_envs.get("ISTIO_META_NETWORK") {
+            if let Some(net) = cluster_envs.get("ISTIO_META_NETWORK") {
                 let l = meta.entry("labels").or_insert_with(|| json!({}));
                 if let Some(l) = l.as_object_mut() {
                     l.insert(NETWORK_LABEL.into(), json!(net));
@@ -766,9 +813,16 @@ impl Injector {
             }
             if let Some(a) = a.as_object_mut() {
                 // The app's own scrape settings (restored on re-injection), then the merge.
-                for k in [prometheus::SCRAPE, prometheus::PORT, prometheus::PATH, prometheus::SCRAPE_TARGETS] {
+                for k in [
+                    prometheus::SCRAPE,
+                    prometheus::PORT,
+                    prometheus::PATH,
+                    prometheus::SCRAPE_TARGETS,
+                ] {
                     match annotations.get(k) {
-                        Some(v) if !(prom.merged && k == prometheus::SCRAPE_TARGETS) => a.insert(k.to_string(), json!(v)),
+                        Some(v) if !(prom.merged && k == prometheus::SCRAPE_TARGETS) => {
+                            a.insert(k.to_string(), json!(v))
+                        }
                         _ => a.remove(k),
                     };
                 }
@@ -802,19 +856,33 @@ impl Injector {
         let user_init_args = overrides
             .iter()
             .any(|(n, o)| n == INIT_CONTAINER && o.get("args").is_some());
-        if let Some(uid) = uid.filter(|u| *u != 0) {
-            if mode != "TPROXY" && !user_init_args {
-                for l in ["initContainers", "containers"] {
-                    for c in list_mut(spec, l).into_iter().flatten() {
-                        if name_of(c) != Some(INIT_CONTAINER) {
-                            continue;
-                        }
-                        if let Some(args) = c.get_mut("args").and_then(Value::as_array_mut) {
-                            if let Some(i) = args.iter().position(|a| a == "-u") {
-                                if let Some(slot) = args.get_mut(i + 1) {
-                                    *slot = json!(uid.to_string());
-                                }
+        let gid = proxy
+            .get("securityContext")
+            .and_then(|s| s.get("runAsGroup"))
+            .and_then(Value::as_i64);
+        for l in ["initContainers", "containers"] {
+            for c in list_mut(spec, l).into_iter().flatten() {
+                let is_init = name_of(c) == Some(INIT_CONTAINER);
+                let is_validation = name_of(c) == Some(VALIDATION_CONTAINER);
+                if !(is_init || is_validation) {
+                    continue;
+                }
+                if let Some(uid) = uid.filter(|u| *u != 0 && !(is_init && user_init_args)) {
+                    if let Some(args) = c.get_mut("args").and_then(Value::as_array_mut) {
+                        if let Some(i) = args.iter().position(|a| a == "-u") {
+                            if let Some(slot) = args.get_mut(i + 1) {
+                                *slot = json!(uid.to_string());
                             }
+                        }
+                    }
+                }
+                if is_validation {
+                    if let Some(sc) = c.get_mut("securityContext").and_then(Value::as_object_mut) {
+                        if let Some(uid) = uid {
+                            sc.insert("runAsUser".into(), json!(uid));
+                        }
+                        if let Some(gid) = gid {
+                            sc.insert("runAsGroup".into(), json!(gid));
                         }
                     }
                 }
@@ -1065,6 +1133,13 @@ impl Injector {
                     cni_annotations.insert(k, v.clone());
                 }
             }
+            cni_annotations.retain(|_, v| !v.is_empty());
+            if self.values.string("pilot.cni.provider") == "multus" {
+                cni_annotations.insert(
+                    CNCF_NETWORKS,
+                    multus_networks(i.annotations.get(CNCF_NETWORKS)),
+                );
+            }
         }
         let ctx = json!({
             "annotations": i.annotations,
@@ -1134,7 +1209,8 @@ fn push_proxy_env(spec: &mut Value, name: &str, value: &str) {
     }
 }
 
-/// Env overrides from the webhook path: replace existing values, append the rest sorted.
+/// Cluster and network env (webhook path, values, network label): existing entries are
+/// replaced in place, missing ones appended in name order.
 fn update_cluster_env(spec: &mut Value, envs: &BTreeMap<String, String>) {
     let Some(c) = proxy_container(spec).and_then(Value::as_object_mut) else {
         return;
@@ -1143,9 +1219,11 @@ fn update_cluster_env(spec: &mut Value, envs: &BTreeMap<String, String>) {
     let Some(env) = env.as_array_mut() else {
         return;
     };
-    env.retain(|e| !name_of(e).is_some_and(|n| envs.contains_key(n)));
     for (k, v) in envs {
-        env.push(json!({"name": k, "value": v}));
+        match env.iter_mut().find(|e| name_of(e) == Some(k.as_str())) {
+            Some(e) => *e = json!({"name": k, "value": v}),
+            None => env.push(json!({"name": k, "value": v})),
+        }
     }
 }
 

@@ -40,7 +40,13 @@ pub fn restore_annotation(key: &str, value: &Value) -> Option<(String, String)> 
             let list: Vec<String> = value
                 .as_array()?
                 .iter()
-                .filter_map(|t| Some(format!("{}:{}", t.get("port")?.as_str()?, t.get("path")?.as_str()?)))
+                .filter_map(|t| {
+                    Some(format!(
+                        "{}:{}",
+                        t.get("port")?.as_str()?,
+                        t.get("path")?.as_str()?
+                    ))
+                })
                 .collect();
             return Some((SCRAPE_TARGETS.to_string(), list.join(",")));
         }
@@ -60,14 +66,19 @@ fn parse_targets(text: &str, status_port: i64) -> Result<Vec<(String, String)>, 
     let mut out = Vec::new();
     for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let (port, path) = entry.split_once(':').unwrap_or((entry, "/metrics"));
-        let n = port
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| format!("annotation {SCRAPE_TARGETS}={text:?}: {port:?} is not a port number"))?;
+        let n = port.trim().parse::<i64>().map_err(|_| {
+            format!("annotation {SCRAPE_TARGETS}={text:?}: {port:?} is not a port number")
+        })?;
         if n == status_port || RESERVED_PORTS.contains(&n) {
-            return Err(format!("annotation {SCRAPE_TARGETS}={text:?}: port {n} is reserved for the sidecar"));
+            return Err(format!(
+                "annotation {SCRAPE_TARGETS}={text:?}: port {n} is reserved for the sidecar"
+            ));
         }
-        let path = if path.trim().is_empty() { "/metrics" } else { path.trim() };
+        let path = if path.trim().is_empty() {
+            "/metrics"
+        } else {
+            path.trim()
+        };
         out.push((port.trim().to_string(), path.to_string()));
     }
     Ok(out)
@@ -119,8 +130,12 @@ pub fn merge(
         }
     }
     if let Some((port, path)) = targets.first() {
-        saved.entry("path").or_insert_with(|| Value::String(path.clone()));
-        saved.entry("port").or_insert_with(|| Value::String(port.clone()));
+        saved
+            .entry("path")
+            .or_insert_with(|| Value::String(path.clone()));
+        saved
+            .entry("port")
+            .or_insert_with(|| Value::String(port.clone()));
     }
     if !targets.is_empty() {
         let list = targets
@@ -194,15 +209,33 @@ mod tests {
 
     #[test]
     fn scrape_targets_are_saved_with_the_first_as_default() {
-        let m = merge(&MeshConfig::default(), &anns(&[(SCRAPE, "true"), (SCRAPE_TARGETS, "8080:/metrics, 9100:/custom,9200")]), 15020).unwrap();
+        let m = merge(
+            &MeshConfig::default(),
+            &anns(&[
+                (SCRAPE, "true"),
+                (SCRAPE_TARGETS, "8080:/metrics, 9100:/custom,9200"),
+            ]),
+            15020,
+        )
+        .unwrap();
         let env: Value = serde_json::from_str(m.env.as_deref().unwrap()).unwrap();
         assert_eq!(
             env,
             serde_json::json!({"scrape": "true", "path": "/metrics", "port": "8080", "targets": [
                 {"port": "8080", "path": "/metrics"}, {"port": "9100", "path": "/custom"}, {"port": "9200", "path": "/metrics"}]})
         );
-        assert!(merge(&MeshConfig::default(), &anns(&[(SCRAPE_TARGETS, "15090:/x")]), 15020).is_err());
-        assert!(merge(&MeshConfig::default(), &anns(&[(SCRAPE_TARGETS, "web:/x")]), 15020).is_err());
+        assert!(merge(
+            &MeshConfig::default(),
+            &anns(&[(SCRAPE_TARGETS, "15090:/x")]),
+            15020
+        )
+        .is_err());
+        assert!(merge(
+            &MeshConfig::default(),
+            &anns(&[(SCRAPE_TARGETS, "web:/x")]),
+            15020
+        )
+        .is_err());
     }
 
     #[test]

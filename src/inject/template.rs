@@ -14,8 +14,14 @@ use thiserror::Error;
 pub const BUILTIN: &[(&str, &str)] = &[
     ("sidecar", include_str!("../../templates/sidecar.yaml")),
     ("gateway", include_str!("../../templates/gateway.yaml")),
-    ("grpc-agent", include_str!("../../templates/grpc-agent.yaml")),
-    ("grpc-simple", include_str!("../../templates/grpc-simple.yaml")),
+    (
+        "grpc-agent",
+        include_str!("../../templates/grpc-agent.yaml"),
+    ),
+    (
+        "grpc-simple",
+        include_str!("../../templates/grpc-simple.yaml"),
+    ),
 ];
 
 #[derive(Debug, Error)]
