@@ -14,7 +14,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod inject;
+pub mod istio;
 pub mod telemetry;
 pub mod tls;
-pub mod istio;
 pub mod validate;

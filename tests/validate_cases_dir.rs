@@ -28,7 +28,11 @@ fn cases_dir_in_both_modes() {
                 .map(|(_, v)| v.trim().to_string())
                 .unwrap_or_default()
         };
-        let (expect, want, mode) = (header("expect"), header("match").to_lowercase(), header("mode"));
+        let (expect, want, mode) = (
+            header("expect"),
+            header("match").to_lowercase(),
+            header("mode"),
+        );
         let docs = parse_documents(&text).expect("yaml");
         for (m, label) in [(Mode::Strict, "strict"), (Mode::Lenient, "lenient")] {
             let v = validate_object(&docs[0], m).expect("istio object");

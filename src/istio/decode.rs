@@ -156,7 +156,10 @@ impl<T: Decode> FieldValue for BTreeMap<u32, T> {
                 for (k, item) in m {
                     let kp = p.key(k);
                     let Ok(key) = k.trim().parse::<u32>() else {
-                        d.err(&kp, format!("invalid map key {k:?}: expected an unsigned 32-bit integer"));
+                        d.err(
+                            &kp,
+                            format!("invalid map key {k:?}: expected an unsigned 32-bit integer"),
+                        );
                         continue;
                     };
                     if item.is_null() {
@@ -343,7 +346,11 @@ pub fn name_matches(key: &str, field: &str) -> bool {
             upper_next = true;
             continue;
         }
-        let want = if upper_next { c.to_ascii_uppercase() } else { c };
+        let want = if upper_next {
+            c.to_ascii_uppercase()
+        } else {
+            c
+        };
         upper_next = false;
         if kc.next() != Some(want) {
             return false;
@@ -493,7 +500,10 @@ mod tests {
     fn names() {
         assert!(name_matches("cors_policy", "cors_policy"));
         assert!(name_matches("corsPolicy", "cors_policy"));
-        assert!(name_matches("consecutive5xxErrors", "consecutive_5xx_errors"));
+        assert!(name_matches(
+            "consecutive5xxErrors",
+            "consecutive_5xx_errors"
+        ));
         assert!(name_matches("match", "r#match"));
         assert!(!name_matches("loadbalancer", "load_balancer"));
         assert!(!name_matches("LoadBalancer", "load_balancer"));

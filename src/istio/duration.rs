@@ -133,7 +133,10 @@ impl Decode for Duration {
             _ => {
                 d.err(
                     p,
-                    format!("bad Duration: expected a string such as \"1.5s\", got {}", kind_of(v)),
+                    format!(
+                        "bad Duration: expected a string such as \"1.5s\", got {}",
+                        kind_of(v)
+                    ),
                 );
                 None
             }
@@ -163,7 +166,17 @@ mod tests {
         for (s, n) in ok {
             assert_eq!(Duration::parse_go(s), Ok(Duration::from_nanos(n)), "{s}");
         }
-        for s in ["", "abc", "1", "1x", "s", ".s", "-", "1.5", "99999999999999999h"] {
+        for s in [
+            "",
+            "abc",
+            "1",
+            "1x",
+            "s",
+            ".s",
+            "-",
+            "1.5",
+            "99999999999999999h",
+        ] {
             assert!(Duration::parse_go(s).is_err(), "{s}");
         }
     }

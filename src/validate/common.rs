@@ -35,7 +35,8 @@ impl Report {
     /// Records an error at `path`.
     pub fn err(&mut self, p: &Path<'_>, msg: impl fmt::Display) {
         let pre = self.error_prefix.as_deref().unwrap_or("");
-        self.errors.push(format!("{}: {p}: {pre}{msg}", self.prefix));
+        self.errors
+            .push(format!("{}: {p}: {pre}{msg}", self.prefix));
     }
 
     /// Records an error that has its own (already qualified) text.
@@ -97,9 +98,17 @@ pub fn check_regex(pattern: &str) -> Result<(), String> {
             ));
         }
     }
-    regex::RegexBuilder::new(pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
+    // Compile the NFA only (what every engine is built from): this is where size limits apply;
+    // building the DFAs a matcher would also build costs far more and checks nothing more.
+    let config = regex_automata::meta::Config::new()
+        .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
+        .dfa(false)
+        .hybrid(false)
+        .onepass(false)
+        .backtrack(false);
+    regex_automata::meta::Regex::builder()
+        .configure(config)
+        .build(pattern)
         .map(|_| ())
         .map_err(|e| format!("error parsing regexp: {}; {RE2}", one_line(&e.to_string())))
 }
@@ -190,7 +199,9 @@ fn check_dns_labels(whole: &str, domain: &str) -> Result<(), String> {
             continue; // trailing dot
         }
         if !is_dns_label(l) {
-            return Err(format!("domain name {domain:?} invalid (label {l:?} invalid)"));
+            return Err(format!(
+                "domain name {domain:?} invalid (label {l:?} invalid)"
+            ));
         }
     }
     Ok(())
@@ -344,8 +355,7 @@ fn is_qualified_name_part(s: &str) -> bool {
         && b.len() <= 63
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
@@ -389,11 +399,17 @@ pub fn check_selector_labels(
     for (k, v) in labels {
         let kp = p.key(k);
         if k.is_empty() {
-            r.err(&kp, format!("empty key is not supported in selector: \"={v}\""));
+            r.err(
+                &kp,
+                format!("empty key is not supported in selector: \"={v}\""),
+            );
             continue;
         }
         if k.contains('*') || v.contains('*') {
-            r.err(&kp, format!("wildcard is not supported in selector: \"{k}={v}\""));
+            r.err(
+                &kp,
+                format!("wildcard is not supported in selector: \"{k}={v}\""),
+            );
             continue;
         }
         if !is_label_key(k) {
@@ -450,7 +466,9 @@ pub fn check_export_to(
         } else if key != "*" && key != "." && !is_dns1123_label(key) {
             r.err(
                 &ip,
-                format!("only .,*, or a valid DNS 1123 label is allowed as exportTo entry (got {e:?})"),
+                format!(
+                    "only .,*, or a valid DNS 1123 label is allowed as exportTo entry (got {e:?})"
+                ),
             );
         }
         seen.push(key);
@@ -697,7 +715,14 @@ mod tests {
         ] {
             assert!(validate_wildcard_domain(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "foo.ba!r", "foo_bar.com", "foo.*.bar", "a..b", "foo.123"] {
+        for bad in [
+            "",
+            "foo.ba!r",
+            "foo_bar.com",
+            "foo.*.bar",
+            "a..b",
+            "foo.123",
+        ] {
             assert!(validate_wildcard_domain(bad).is_err(), "{bad}");
         }
         assert_eq!(

@@ -86,7 +86,12 @@ pub fn validate_traffic_policy(r: &mut Report, meta: &Metadata, tp: &TrafficPoli
         validate_connection_pool(r, cp, &p.field("connectionPool"));
     }
     if let Some(lb) = &tp.load_balancer {
-        validate_load_balancer(r, lb, tp.outlier_detection.is_some(), &p.field("loadBalancer"));
+        validate_load_balancer(
+            r,
+            lb,
+            tp.outlier_detection.is_some(),
+            &p.field("loadBalancer"),
+        );
     }
     if let Some(tls) = &tp.tls {
         validate_client_tls(r, meta, tls, &p.field("tls"));
@@ -120,7 +125,12 @@ pub fn validate_traffic_policy(r: &mut Report, meta: &Metadata, tp: &TrafficPoli
             validate_connection_pool(r, cp, &ip.field("connectionPool"));
         }
         if let Some(lb) = &pl.load_balancer {
-            validate_load_balancer(r, lb, pl.outlier_detection.is_some(), &ip.field("loadBalancer"));
+            validate_load_balancer(
+                r,
+                lb,
+                pl.outlier_detection.is_some(),
+                &ip.field("loadBalancer"),
+            );
         }
         if let Some(tls) = &pl.tls {
             validate_client_tls(r, meta, tls, &ip.field("tls"));
@@ -228,7 +238,11 @@ pub fn validate_connection_pool(r: &mut Report, cp: &ConnectionPoolSettings, p: 
                 h.max_requests_per_connection,
                 "max requests per connection must be non-negative",
             ),
-            ("maxRetries", h.max_retries, "max retries must be non-negative"),
+            (
+                "maxRetries",
+                h.max_retries,
+                "max retries must be non-negative",
+            ),
             (
                 "maxConcurrentStreams",
                 h.max_concurrent_streams,
@@ -250,7 +264,10 @@ pub fn validate_connection_pool(r: &mut Report, cp: &ConnectionPoolSettings, p: 
         if let Some(ka) = &h.http2_keep_alive {
             let kp = hp.field("http2KeepAlive");
             match &ka.interval {
-                None => r.err(&kp.field("interval"), "http2 keepalive interval is required"),
+                None => r.err(
+                    &kp.field("interval"),
+                    "http2 keepalive interval is required",
+                ),
                 Some(_) => check_duration(r, &kp.field("interval"), &ka.interval),
             }
             match &ka.timeout {
@@ -268,7 +285,11 @@ pub fn validate_connection_pool(r: &mut Report, cp: &ConnectionPoolSettings, p: 
             );
         }
         check_duration(r, &tp.field("connectTimeout"), &t.connect_timeout);
-        check_duration(r, &tp.field("maxConnectionDuration"), &t.max_connection_duration);
+        check_duration(
+            r,
+            &tp.field("maxConnectionDuration"),
+            &t.max_connection_duration,
+        );
         if let Some(it) = &t.idle_timeout {
             if it.nanos != 0 {
                 check_duration(r, &tp.field("idleTimeout"), &t.idle_timeout);
@@ -286,12 +307,12 @@ fn is_prime(n: u64) -> bool {
     if n < 2 {
         return false;
     }
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         return n == 2;
     }
     let mut i = 3u64;
     while i.saturating_mul(i) <= n {
-        if n % i == 0 {
+        if n.is_multiple_of(i) {
             return false;
         }
         i += 2;
@@ -391,7 +412,9 @@ pub fn validate_load_balancer(
             if TOPOLOGY_LABELS.contains(&key) {
                 r.err(
                     &fpp.index(i),
-                    format!("'failover_priority' for zone aware lb must not use topology label '{key}'"),
+                    format!(
+                        "'failover_priority' for zone aware lb must not use topology label '{key}'"
+                    ),
                 );
             }
         }
@@ -420,7 +443,10 @@ pub fn validate_load_balancer(
         }
         if let Some(a) = w.aggression {
             if a <= 0.0 {
-                r.err(&wp.field("aggression"), "aggression should be greater than 0");
+                r.err(
+                    &wp.field("aggression"),
+                    "aggression should be greater than 0",
+                );
             }
         }
     }
@@ -500,7 +526,9 @@ fn validate_localities(r: &mut Report, locs: &[&str], p: &Path<'_>) {
         if stars > 1 || (stars == 1 && !loc.ends_with('*')) {
             r.err(
                 p,
-                format!("locality {loc} wildcard '*' number can not exceed 1 and must be in the end"),
+                format!(
+                    "locality {loc} wildcard '*' number can not exceed 1 and must be in the end"
+                ),
             );
             continue;
         }
@@ -588,7 +616,10 @@ pub fn validate_client_tls(r: &mut Report, meta: &Metadata, t: &ClientTlsSetting
             );
         }
         if t.private_key.is_empty() {
-            r.err(&p.field("privateKey"), "private key required for mutual tls");
+            r.err(
+                &p.field("privateKey"),
+                "private key required for mutual tls",
+            );
         }
     }
     if let ClientTlsMode::Unknown(n) = t.mode {
@@ -615,47 +646,237 @@ mod tests {
                     {"name": "v2", "labels": {"version": "v2"}, "trafficPolicy": {"loadBalancer": {"simple": "RANDOM"}}}]}),
                 Valid,
             ),
-            ("empty host", json!({"host": ""}), Error("spec.host: empty domain name not allowed")),
-            ("dup subsets", json!({"host": "r", "subsets": [{"name": "v1"}, {"name": "v1"}]}), Error("duplicate subset names: v1")),
-            ("bad subset", json!({"host": "r", "subsets": [{"name": "*"}]}), Error("subset name is invalid: *")),
-            ("empty policy", tp(json!({})), Error("traffic policy must have at least one field")),
-            ("istio mutual", tp(json!({"tls": {"mode": "ISTIO_MUTUAL"}})), Valid),
+            (
+                "empty host",
+                json!({"host": ""}),
+                Error("spec.host: empty domain name not allowed"),
+            ),
+            (
+                "dup subsets",
+                json!({"host": "r", "subsets": [{"name": "v1"}, {"name": "v1"}]}),
+                Error("duplicate subset names: v1"),
+            ),
+            (
+                "bad subset",
+                json!({"host": "r", "subsets": [{"name": "*"}]}),
+                Error("subset name is invalid: *"),
+            ),
+            (
+                "empty policy",
+                tp(json!({})),
+                Error("traffic policy must have at least one field"),
+            ),
+            (
+                "istio mutual",
+                tp(json!({"tls": {"mode": "ISTIO_MUTUAL"}})),
+                Valid,
+            ),
             ("mode by number", tp(json!({"tls": {"mode": 3}})), Valid),
-            ("bad mode name", tp(json!({"tls": {"mode": "istio_mutual"}})), Error("unknown value \"istio_mutual\"")),
-            ("mutual without certs", tp(json!({"tls": {"mode": "MUTUAL"}})), Error("client certificate required for mutual tls")),
-            ("mutual credential", tp(json!({"tls": {"mode": "MUTUAL", "credentialName": "c"}})), Valid),
-            ("credential with cert", tp(json!({"tls": {"mode": "SIMPLE", "credentialName": "c", "caCertificates": "/x"}})), Error("If credentialName is set")),
-            ("insecure with ca", tp(json!({"tls": {"mode": "SIMPLE", "insecureSkipVerify": true, "caCertificates": "/x"}})), Error("InsecureSkipVerify is set true")),
-            ("empty pool", tp(json!({"connectionPool": {}})), Error("connection pool must have at least one field")),
-            ("pool ok", tp(json!({"connectionPool": {"tcp": {"maxConnections": 10, "connectTimeout": "250ms", "idleTimeout": "0s"}, "http": {"maxRetries": 3, "h2UpgradePolicy": "UPGRADE"}}})), Valid),
-            ("negative retries", tp(json!({"connectionPool": {"http": {"maxRetries": -1}}})), Error("max retries must be non-negative")),
-            ("upgrade + client protocol", tp(json!({"connectionPool": {"http": {"h2UpgradePolicy": "UPGRADE", "useClientProtocol": true}}})), Error("use client protocol must not be true")),
-            ("http idle zero", tp(json!({"connectionPool": {"http": {"idleTimeout": "0s"}}})), Error("duration must be greater than 1ms")),
-            ("connect timeout", tp(json!({"connectionPool": {"tcp": {"connectTimeout": "0.5ms"}}})), Error("duration must be greater than 1ms")),
-            ("outlier ok", tp(json!({"outlierDetection": {"consecutive5xxErrors": 5, "interval": "10s", "baseEjectionTime": "30s", "maxEjectionPercent": 50}})), Valid),
-            ("outlier percent", tp(json!({"outlierDetection": {"maxEjectionPercent": 150}})), Error("percentage 150 is not in range 0..100")),
-            ("outlier deprecated", tp(json!({"outlierDetection": {"consecutiveErrors": 5}})), Warning("consecutive errors is deprecated")),
-            ("local origin", tp(json!({"outlierDetection": {"consecutiveLocalOriginFailures": 2}})), Error("split external local origin errors is set to false")),
-            ("maglev prime", tp(json!({"loadBalancer": {"consistentHash": {"httpHeaderName": "x", "maglev": {"tableSize": 65537}}}})), Valid),
-            ("maglev not prime", tp(json!({"loadBalancer": {"consistentHash": {"httpHeaderName": "x", "maglev": {"tableSize": 1000}}}})), Error("tableSize must be a prime number")),
-            ("ring size deprecated", tp(json!({"loadBalancer": {"consistentHash": {"useSourceIp": true, "minimumRingSize": 1024}}})), Warning("MinimumRingSize is deprecated")),
-            ("ring size with ring hash", tp(json!({"loadBalancer": {"consistentHash": {"useSourceIp": true, "minimumRingSize": 1024, "ringHash": {"minimumRingSize": 1024}}}})), Error("only one of MinimumRingSize or Maglev/Ringhash")),
-            ("cookie no name", tp(json!({"loadBalancer": {"consistentHash": {"httpCookie": {"ttl": "10s"}}}})), Error("name required for HttpCookie")),
-            ("distribute 90", tp(json!({"loadBalancer": {"localityLbSetting": {"distribute": [{"from": "a/b/*", "to": {"a/b/*": 90}}]}}})), Error("total locality weight 90 != 100")),
-            ("failover same", tp(json!({"loadBalancer": {"localityLbSetting": {"failover": [{"from": "a", "to": "a"}]}}, "outlierDetection": {"interval": "1s"}})), Error("must specify different regions")),
-            ("failover no outlier", tp(json!({"loadBalancer": {"localityLbSetting": {"failover": [{"from": "a", "to": "b"}]}}})), Warning("outlier detection policy must be provided for failover")),
-            ("locality and zone", tp(json!({"loadBalancer": {"localityLbSetting": {"enabled": true}, "zoneAwareLbSetting": {"enabled": true}}})), Error("only one of localityLbSetting and zoneAwareLbSetting")),
-            ("warmup no duration", tp(json!({"loadBalancer": {"warmup": {"minimumPercent": 10}}})), Error("duration is required")),
-            ("warmup pct", tp(json!({"loadBalancer": {"warmup": {"duration": "10s", "minimumPercent": 110}}})), Error("minimumPercent value should be less than or equal to 100")),
-            ("port only", tp(json!({"portLevelSettings": [{"port": {"number": 80}}]})), Error("port traffic policy must have at least one field")),
-            ("port missing", tp(json!({"portLevelSettings": [{"tls": {"mode": "ISTIO_MUTUAL"}}]})), Error("portTrafficPolicy must have valid port")),
-            ("tunnel + proxy protocol", tp(json!({"tunnel": {"protocol": "CONNECT", "targetHost": "p.example.com", "targetPort": 3128}, "proxyProtocol": {"version": "V2"}})), Error("tunnel and proxyProtocol must not be set together")),
-            ("tunnel bad", tp(json!({"tunnel": {"protocol": "GET", "targetHost": "p.example.com", "targetPort": 3128}})), Error("tunnel protocol must be")),
-            ("proxy protocol version", tp(json!({"proxyProtocol": {"version": 5}})), Error("proxy protocol version is invalid: 5")),
-            ("selector export", json!({"host": "r", "workloadSelector": {"matchLabels": {"app": "a"}}, "exportTo": ["*"]}), Error("cannot have exportTo beyond current namespace")),
-            ("selector empty", json!({"host": "r", "workloadSelector": {}}), Warning("workload selector specified without labels")),
-            ("selector wildcard", json!({"host": "r", "workloadSelector": {"matchLabels": {"app": "*"}}}), Error("wildcard is not supported in selector")),
-            ("strict casing", tp(json!({"loadbalancer": {"simple": "RANDOM"}})), Error("spec.trafficPolicy.loadbalancer: unknown field")),
+            (
+                "bad mode name",
+                tp(json!({"tls": {"mode": "istio_mutual"}})),
+                Error("unknown value \"istio_mutual\""),
+            ),
+            (
+                "mutual without certs",
+                tp(json!({"tls": {"mode": "MUTUAL"}})),
+                Error("client certificate required for mutual tls"),
+            ),
+            (
+                "mutual credential",
+                tp(json!({"tls": {"mode": "MUTUAL", "credentialName": "c"}})),
+                Valid,
+            ),
+            (
+                "credential with cert",
+                tp(
+                    json!({"tls": {"mode": "SIMPLE", "credentialName": "c", "caCertificates": "/x"}}),
+                ),
+                Error("If credentialName is set"),
+            ),
+            (
+                "insecure with ca",
+                tp(
+                    json!({"tls": {"mode": "SIMPLE", "insecureSkipVerify": true, "caCertificates": "/x"}}),
+                ),
+                Error("InsecureSkipVerify is set true"),
+            ),
+            (
+                "empty pool",
+                tp(json!({"connectionPool": {}})),
+                Error("connection pool must have at least one field"),
+            ),
+            (
+                "pool ok",
+                tp(
+                    json!({"connectionPool": {"tcp": {"maxConnections": 10, "connectTimeout": "250ms", "idleTimeout": "0s"}, "http": {"maxRetries": 3, "h2UpgradePolicy": "UPGRADE"}}}),
+                ),
+                Valid,
+            ),
+            (
+                "negative retries",
+                tp(json!({"connectionPool": {"http": {"maxRetries": -1}}})),
+                Error("max retries must be non-negative"),
+            ),
+            (
+                "upgrade + client protocol",
+                tp(
+                    json!({"connectionPool": {"http": {"h2UpgradePolicy": "UPGRADE", "useClientProtocol": true}}}),
+                ),
+                Error("use client protocol must not be true"),
+            ),
+            (
+                "http idle zero",
+                tp(json!({"connectionPool": {"http": {"idleTimeout": "0s"}}})),
+                Error("duration must be greater than 1ms"),
+            ),
+            (
+                "connect timeout",
+                tp(json!({"connectionPool": {"tcp": {"connectTimeout": "0.5ms"}}})),
+                Error("duration must be greater than 1ms"),
+            ),
+            (
+                "outlier ok",
+                tp(
+                    json!({"outlierDetection": {"consecutive5xxErrors": 5, "interval": "10s", "baseEjectionTime": "30s", "maxEjectionPercent": 50}}),
+                ),
+                Valid,
+            ),
+            (
+                "outlier percent",
+                tp(json!({"outlierDetection": {"maxEjectionPercent": 150}})),
+                Error("percentage 150 is not in range 0..100"),
+            ),
+            (
+                "outlier deprecated",
+                tp(json!({"outlierDetection": {"consecutiveErrors": 5}})),
+                Warning("consecutive errors is deprecated"),
+            ),
+            (
+                "local origin",
+                tp(json!({"outlierDetection": {"consecutiveLocalOriginFailures": 2}})),
+                Error("split external local origin errors is set to false"),
+            ),
+            (
+                "maglev prime",
+                tp(
+                    json!({"loadBalancer": {"consistentHash": {"httpHeaderName": "x", "maglev": {"tableSize": 65537}}}}),
+                ),
+                Valid,
+            ),
+            (
+                "maglev not prime",
+                tp(
+                    json!({"loadBalancer": {"consistentHash": {"httpHeaderName": "x", "maglev": {"tableSize": 1000}}}}),
+                ),
+                Error("tableSize must be a prime number"),
+            ),
+            (
+                "ring size deprecated",
+                tp(
+                    json!({"loadBalancer": {"consistentHash": {"useSourceIp": true, "minimumRingSize": 1024}}}),
+                ),
+                Warning("MinimumRingSize is deprecated"),
+            ),
+            (
+                "ring size with ring hash",
+                tp(
+                    json!({"loadBalancer": {"consistentHash": {"useSourceIp": true, "minimumRingSize": 1024, "ringHash": {"minimumRingSize": 1024}}}}),
+                ),
+                Error("only one of MinimumRingSize or Maglev/Ringhash"),
+            ),
+            (
+                "cookie no name",
+                tp(json!({"loadBalancer": {"consistentHash": {"httpCookie": {"ttl": "10s"}}}})),
+                Error("name required for HttpCookie"),
+            ),
+            (
+                "distribute 90",
+                tp(
+                    json!({"loadBalancer": {"localityLbSetting": {"distribute": [{"from": "a/b/*", "to": {"a/b/*": 90}}]}}}),
+                ),
+                Error("total locality weight 90 != 100"),
+            ),
+            (
+                "failover same",
+                tp(
+                    json!({"loadBalancer": {"localityLbSetting": {"failover": [{"from": "a", "to": "a"}]}}, "outlierDetection": {"interval": "1s"}}),
+                ),
+                Error("must specify different regions"),
+            ),
+            (
+                "failover no outlier",
+                tp(
+                    json!({"loadBalancer": {"localityLbSetting": {"failover": [{"from": "a", "to": "b"}]}}}),
+                ),
+                Warning("outlier detection policy must be provided for failover"),
+            ),
+            (
+                "locality and zone",
+                tp(
+                    json!({"loadBalancer": {"localityLbSetting": {"enabled": true}, "zoneAwareLbSetting": {"enabled": true}}}),
+                ),
+                Error("only one of localityLbSetting and zoneAwareLbSetting"),
+            ),
+            (
+                "warmup no duration",
+                tp(json!({"loadBalancer": {"warmup": {"minimumPercent": 10}}})),
+                Error("duration is required"),
+            ),
+            (
+                "warmup pct",
+                tp(json!({"loadBalancer": {"warmup": {"duration": "10s", "minimumPercent": 110}}})),
+                Error("minimumPercent value should be less than or equal to 100"),
+            ),
+            (
+                "port only",
+                tp(json!({"portLevelSettings": [{"port": {"number": 80}}]})),
+                Error("port traffic policy must have at least one field"),
+            ),
+            (
+                "port missing",
+                tp(json!({"portLevelSettings": [{"tls": {"mode": "ISTIO_MUTUAL"}}]})),
+                Error("portTrafficPolicy must have valid port"),
+            ),
+            (
+                "tunnel + proxy protocol",
+                tp(
+                    json!({"tunnel": {"protocol": "CONNECT", "targetHost": "p.example.com", "targetPort": 3128}, "proxyProtocol": {"version": "V2"}}),
+                ),
+                Error("tunnel and proxyProtocol must not be set together"),
+            ),
+            (
+                "tunnel bad",
+                tp(
+                    json!({"tunnel": {"protocol": "GET", "targetHost": "p.example.com", "targetPort": 3128}}),
+                ),
+                Error("tunnel protocol must be"),
+            ),
+            (
+                "proxy protocol version",
+                tp(json!({"proxyProtocol": {"version": 5}})),
+                Error("proxy protocol version is invalid: 5"),
+            ),
+            (
+                "selector export",
+                json!({"host": "r", "workloadSelector": {"matchLabels": {"app": "a"}}, "exportTo": ["*"]}),
+                Error("cannot have exportTo beyond current namespace"),
+            ),
+            (
+                "selector empty",
+                json!({"host": "r", "workloadSelector": {}}),
+                Warning("workload selector specified without labels"),
+            ),
+            (
+                "selector wildcard",
+                json!({"host": "r", "workloadSelector": {"matchLabels": {"app": "*"}}}),
+                Error("wildcard is not supported in selector"),
+            ),
+            (
+                "strict casing",
+                tp(json!({"loadbalancer": {"simple": "RANDOM"}})),
+                Error("spec.trafficPolicy.loadbalancer: unknown field"),
+            ),
         ];
         run_table("networking.istio.io/v1beta1", "DestinationRule", &cases);
     }

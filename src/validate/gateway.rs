@@ -36,7 +36,10 @@ pub fn validate(r: &mut Report, meta: &Metadata, gw: &Gateway) {
     if !is_dns1123_label(&meta.name) {
         r.err(
             &Path::Root("metadata.name"),
-            format!("invalid gateway name: {:?} (must be a DNS label, no dots)", meta.name),
+            format!(
+                "invalid gateway name: {:?} (must be a DNS label, no dots)",
+                meta.name
+            ),
         );
     }
     check_labels(r, &spec.field("selector"), &gw.selector);
@@ -100,7 +103,10 @@ fn validate_server(r: &mut Report, s: &Server, p: &Path<'_>) {
                 }
             }
             if port.target_port > 0 {
-                r.err(&pp.field("targetPort"), "targetPort has no impact on Gateways");
+                r.err(
+                    &pp.field("targetPort"),
+                    "targetPort has no impact on Gateways",
+                );
             }
             if port.name.is_empty() {
                 r.err(
@@ -120,7 +126,10 @@ fn validate_server(r: &mut Report, s: &Server, p: &Path<'_>) {
             if port.number != 0 {
                 r.err(
                     &bp,
-                    format!("port number must be 0 for unix domain socket: {}", port.number),
+                    format!(
+                        "port number must be 0 for unix domain socket: {}",
+                        port.number
+                    ),
                 );
             }
         }
@@ -135,10 +144,9 @@ fn validate_server(r: &mut Report, s: &Server, p: &Path<'_>) {
         if let Some(port) = &s.port {
             let tls_like = is_tls_like(&port.protocol);
             match &s.tls {
-                None if tls_like => r.err(
-                    &tp,
-                    "server must have TLS settings for HTTPS/TLS protocols",
-                ),
+                None if tls_like => {
+                    r.err(&tp, "server must have TLS settings for HTTPS/TLS protocols")
+                }
                 Some(tls) if !tls_like => {
                     if is_http_like(&port.protocol) {
                         let passthrough = matches!(
@@ -186,7 +194,9 @@ pub fn namespace_slash_hostname(host: &str, is_gateway: bool) -> Vec<String> {
         if is_gateway {
             hostname_part(host, true, &mut errs);
         } else {
-            errs.push(format!("host must be of form namespace/dnsName (got {host:?})"));
+            errs.push(format!(
+                "host must be of form namespace/dnsName (got {host:?})"
+            ));
         }
         return errs;
     };
@@ -213,7 +223,9 @@ pub fn namespace_slash_hostname(host: &str, is_gateway: bool) -> Vec<String> {
 
 fn hostname_part(host: &str, is_gateway: bool, errs: &mut Vec<String>) {
     if host != "*" && !host.contains('.') {
-        errs.push(format!("short names (non FQDN) are not allowed (got {host:?})"));
+        errs.push(format!(
+            "short names (non FQDN) are not allowed (got {host:?})"
+        ));
     }
     if let Err(e) = validate_wildcard_domain(host) {
         if !is_gateway || !is_ip(host) {
@@ -239,12 +251,28 @@ pub fn validate_server_tls(r: &mut Report, t: &ServerTlsSettings, p: &Path<'_>) 
     .count();
     if t.mode == ServerTlsMode::IstioMutual {
         let checks = [
-            ("serverCertificate", !t.server_certificate.is_empty(), "server certificate"),
+            (
+                "serverCertificate",
+                !t.server_certificate.is_empty(),
+                "server certificate",
+            ),
             ("privateKey", !t.private_key.is_empty(), "private key"),
             ("caCertificates", !t.ca_certificates.is_empty(), "CA bundle"),
-            ("tlsCertificates", !t.tls_certificates.is_empty(), "tlsCertificates"),
-            ("credentialName", !t.credential_name.is_empty(), "credentialName"),
-            ("credentialNames", !t.credential_names.is_empty(), "credentialNames"),
+            (
+                "tlsCertificates",
+                !t.tls_certificates.is_empty(),
+                "tlsCertificates",
+            ),
+            (
+                "credentialName",
+                !t.credential_name.is_empty(),
+                "credentialName",
+            ),
+            (
+                "credentialNames",
+                !t.credential_names.is_empty(),
+                "credentialNames",
+            ),
         ];
         for (field, set, what) in checks {
             if set {
@@ -268,22 +296,20 @@ pub fn validate_server_tls(r: &mut Report, t: &ServerTlsSettings, p: &Path<'_>) 
     if matches!(
         t.mode,
         ServerTlsMode::Passthrough | ServerTlsMode::AutoPassthrough
-    ) {
-        if !t.ca_crl.is_empty()
-            || !t.server_certificate.is_empty()
-            || !t.private_key.is_empty()
-            || !t.ca_certificates.is_empty()
-            || has_creds
-            || !t.tls_certificates.is_empty()
-        {
-            r.warn(
-                &p.field("mode"),
-                format!(
-                    "{} mode does not use certificates, they will be ignored",
-                    t.mode.name()
-                ),
-            );
-        }
+    ) && (!t.ca_crl.is_empty()
+        || !t.server_certificate.is_empty()
+        || !t.private_key.is_empty()
+        || !t.ca_certificates.is_empty()
+        || has_creds
+        || !t.tls_certificates.is_empty())
+    {
+        r.warn(
+            &p.field("mode"),
+            format!(
+                "{} mode does not use certificates, they will be ignored",
+                t.mode.name()
+            ),
+        );
     }
     let needs_certs = matches!(
         t.mode,
@@ -340,7 +366,10 @@ pub fn validate_server_tls(r: &mut Report, t: &ServerTlsSettings, p: &Path<'_>) 
                 r.err(&p.field("caCrl"), "CRL is not supported with SIMPLE TLS");
             }
         } else if t.ca_certificates.is_empty()
-            && !t.tls_certificates.iter().any(|c| !c.ca_certificates.is_empty())
+            && !t
+                .tls_certificates
+                .iter()
+                .any(|c| !c.ca_certificates.is_empty())
         {
             r.err(
                 &p.field("caCertificates"),
@@ -366,13 +395,21 @@ pub fn validate_server_tls(r: &mut Report, t: &ServerTlsSettings, p: &Path<'_>) 
     }
     let cs = p.field("cipherSuites");
     if !invalid.is_empty() {
-        r.warn(&cs, format!("ignoring invalid cipher suites: [{}]", invalid.join(" ")));
+        r.warn(
+            &cs,
+            format!("ignoring invalid cipher suites: [{}]", invalid.join(" ")),
+        );
     }
     if !dups.is_empty() {
-        r.warn(&cs, format!("ignoring duplicate cipher suites: [{}]", dups.join(" ")));
+        r.warn(
+            &cs,
+            format!("ignoring duplicate cipher suites: [{}]", dups.join(" ")),
+        );
     }
-    if matches!(t.min_protocol_version, TlsProtocol::TlsV1_0 | TlsProtocol::TlsV1_1)
-        && t.cipher_suites.is_empty()
+    if matches!(
+        t.min_protocol_version,
+        TlsProtocol::TlsV1_0 | TlsProtocol::TlsV1_1
+    ) && t.cipher_suites.is_empty()
     {
         r.warn(
             &p.field("minProtocolVersion"),
@@ -404,27 +441,109 @@ mod tests {
 
     #[test]
     fn table() {
-        let http = |hosts: serde_json::Value| server(json!({"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": hosts}));
-        let https = |tls: serde_json::Value| server(json!({"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": ["a.example.com"], "tls": tls}));
+        let http = |hosts: serde_json::Value| {
+            server(
+                json!({"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": hosts}),
+            )
+        };
+        let https = |tls: serde_json::Value| {
+            server(
+                json!({"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": ["a.example.com"], "tls": tls}),
+            )
+        };
         let cases = vec![
             ("http", http(json!(["a.example.com"])), Valid),
-            ("ns hosts", http(json!(["*/a.example.com", "./b.example.com", "ns1/*"])), Valid),
+            (
+                "ns hosts",
+                http(json!(["*/a.example.com", "./b.example.com", "ns1/*"])),
+                Valid,
+            ),
             ("ip host", http(json!(["10.0.0.1"])), Valid),
-            ("short host", http(json!(["foo"])), Error("short names (non FQDN) are not allowed")),
-            ("tilde ns", http(json!(["~/foo.com"])), Error("invalid namespace value \"~\" in gateway")),
-            ("partial wildcard", http(json!(["*bar.com"])), Error("partial wildcard \"*bar.com\" not allowed")),
+            (
+                "short host",
+                http(json!(["foo"])),
+                Error("short names (non FQDN) are not allowed"),
+            ),
+            (
+                "tilde ns",
+                http(json!(["~/foo.com"])),
+                Error("invalid namespace value \"~\" in gateway"),
+            ),
+            (
+                "partial wildcard",
+                http(json!(["*bar.com"])),
+                Error("partial wildcard \"*bar.com\" not allowed"),
+            ),
             ("empty dns", http(json!(["ns/"])), Error("cannot be empty")),
-            ("no hosts", http(json!([])), Error("server config must contain at least one host")),
-            ("no servers", json!({"servers": []}), Error("gateway must have at least one server")),
-            ("port range", server(json!({"port": {"number": 66000, "name": "p", "protocol": "HTTP"}, "hosts": ["a.b"]})), Error("port number 66000 must be in the range 1..65535")),
-            ("bad protocol", server(json!({"port": {"number": 80, "name": "p", "protocol": "foo"}, "hosts": ["a.b"]})), Error("invalid protocol \"foo\"")),
-            ("lowercase protocol", server(json!({"port": {"number": 80, "name": "p", "protocol": "http"}, "hosts": ["a.b"]})), Valid),
-            ("no port name", server(json!({"port": {"number": 80, "protocol": "HTTP"}, "hosts": ["a.b"]})), Error("port name must be set")),
-            ("target port", server(json!({"port": {"number": 80, "name": "p", "protocol": "HTTP", "targetPort": 8080}, "hosts": ["a.b"]})), Error("targetPort has no impact on Gateways")),
-            ("no port", server(json!({"hosts": ["a.b"]})), Error("port is required")),
-            ("bind ip", server(json!({"port": {"number": 80, "name": "p", "protocol": "HTTP"}, "hosts": ["a.b"], "bind": "foo.bar"})), Error("foo.bar is not a valid IP")),
-            ("bind unix", server(json!({"port": {"number": 0, "name": "p", "protocol": "HTTP"}, "hosts": ["a.b"], "bind": "unix:///var/run/gw.sock"})), Valid),
-            ("bind unix port", server(json!({"port": {"number": 80, "name": "p", "protocol": "HTTP"}, "hosts": ["a.b"], "bind": "unix:///x"})), Error("port number must be 0 for unix domain socket")),
+            (
+                "no hosts",
+                http(json!([])),
+                Error("server config must contain at least one host"),
+            ),
+            (
+                "no servers",
+                json!({"servers": []}),
+                Error("gateway must have at least one server"),
+            ),
+            (
+                "port range",
+                server(
+                    json!({"port": {"number": 66000, "name": "p", "protocol": "HTTP"}, "hosts": ["a.b"]}),
+                ),
+                Error("port number 66000 must be in the range 1..65535"),
+            ),
+            (
+                "bad protocol",
+                server(
+                    json!({"port": {"number": 80, "name": "p", "protocol": "foo"}, "hosts": ["a.b"]}),
+                ),
+                Error("invalid protocol \"foo\""),
+            ),
+            (
+                "lowercase protocol",
+                server(
+                    json!({"port": {"number": 80, "name": "p", "protocol": "http"}, "hosts": ["a.b"]}),
+                ),
+                Valid,
+            ),
+            (
+                "no port name",
+                server(json!({"port": {"number": 80, "protocol": "HTTP"}, "hosts": ["a.b"]})),
+                Error("port name must be set"),
+            ),
+            (
+                "target port",
+                server(
+                    json!({"port": {"number": 80, "name": "p", "protocol": "HTTP", "targetPort": 8080}, "hosts": ["a.b"]}),
+                ),
+                Error("targetPort has no impact on Gateways"),
+            ),
+            (
+                "no port",
+                server(json!({"hosts": ["a.b"]})),
+                Error("port is required"),
+            ),
+            (
+                "bind ip",
+                server(
+                    json!({"port": {"number": 80, "name": "p", "protocol": "HTTP"}, "hosts": ["a.b"], "bind": "foo.bar"}),
+                ),
+                Error("foo.bar is not a valid IP"),
+            ),
+            (
+                "bind unix",
+                server(
+                    json!({"port": {"number": 0, "name": "p", "protocol": "HTTP"}, "hosts": ["a.b"], "bind": "unix:///var/run/gw.sock"}),
+                ),
+                Valid,
+            ),
+            (
+                "bind unix port",
+                server(
+                    json!({"port": {"number": 80, "name": "p", "protocol": "HTTP"}, "hosts": ["a.b"], "bind": "unix:///x"}),
+                ),
+                Error("port number must be 0 for unix domain socket"),
+            ),
             (
                 "dup port names",
                 json!({"servers": [
@@ -432,26 +551,120 @@ mod tests {
                     {"port": {"number": 8080, "name": "http", "protocol": "HTTP"}, "hosts": ["a.b"]}]}),
                 Error("port names in servers must be unique: duplicate name http"),
             ),
-            ("simple credential", https(json!({"mode": "SIMPLE", "credentialName": "c"})), Valid),
-            ("simple files", https(json!({"mode": "SIMPLE", "serverCertificate": "/c", "privateKey": "/k"})), Valid),
-            ("simple no cert", https(json!({"mode": "SIMPLE"})), Error("SIMPLE TLS requires a server certificate")),
-            ("mutual no ca", https(json!({"mode": "MUTUAL", "serverCertificate": "/c", "privateKey": "/k"})), Error("MUTUAL TLS requires a client CA bundle")),
-            ("mutual files", https(json!({"mode": "MUTUAL", "serverCertificate": "/c", "privateKey": "/k", "caCertificates": "/ca"})), Valid),
-            ("istio mutual cred", https(json!({"mode": "ISTIO_MUTUAL", "credentialName": "c"})), Error("ISTIO_MUTUAL TLS cannot have associated credentialName")),
-            ("crl simple", https(json!({"mode": "SIMPLE", "serverCertificate": "/c", "privateKey": "/k", "caCrl": "/crl"})), Error("CRL is not supported with SIMPLE TLS")),
-            ("crl credential", https(json!({"mode": "MUTUAL", "credentialName": "c", "caCrl": "/crl"})), Error("CRL is not supported with credentialName")),
-            ("two sources", https(json!({"mode": "SIMPLE", "credentialName": "c", "serverCertificate": "/c", "privateKey": "/k"})), Error("only one of credential_name")),
-            ("no mode credential", https(json!({"credentialName": "c"})), Warning("PASSTHROUGH mode does not use certificates")),
-            ("https no tls", server(json!({"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": ["a.b"]})), Error("server must have TLS settings for HTTPS/TLS protocols")),
-            ("http simple tls", server(json!({"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["a.b"], "tls": {"mode": "SIMPLE", "credentialName": "c"}})), Error("server cannot have TLS settings for plain text HTTP ports")),
-            ("http redirect", server(json!({"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["a.b"], "tls": {"httpsRedirect": true}})), Valid),
-            ("tcp tls", server(json!({"port": {"number": 31400, "name": "tcp", "protocol": "TCP"}, "hosts": ["a.b"], "tls": {"mode": "PASSTHROUGH"}})), Error("server cannot have TLS settings for non HTTPS/TLS ports")),
-            ("redirect on https", https(json!({"mode": "SIMPLE", "credentialName": "c", "httpsRedirect": true})), Warning("tls.httpsRedirect should only be used with http servers")),
-            ("ciphers", https(json!({"mode": "SIMPLE", "credentialName": "c", "cipherSuites": ["not-a-cipher"]})), Warning("ignoring invalid cipher suites: [not-a-cipher]")),
-            ("tls 1.1", https(json!({"mode": "SIMPLE", "credentialName": "c", "minProtocolVersion": "TLSV1_1"})), Warning("TLS version below TLSV1_2")),
-            ("three certs", https(json!({"mode": "SIMPLE", "tlsCertificates": [
-                {"serverCertificate": "/a", "privateKey": "/a"}, {"serverCertificate": "/b", "privateKey": "/b"}, {"serverCertificate": "/c", "privateKey": "/c"}]})), Warning("can support up to 2 server certificates")),
-            ("unknown field", json!({"selectors": {"a": "b"}, "servers": []}), Error("spec.selectors: unknown field")),
+            (
+                "simple credential",
+                https(json!({"mode": "SIMPLE", "credentialName": "c"})),
+                Valid,
+            ),
+            (
+                "simple files",
+                https(json!({"mode": "SIMPLE", "serverCertificate": "/c", "privateKey": "/k"})),
+                Valid,
+            ),
+            (
+                "simple no cert",
+                https(json!({"mode": "SIMPLE"})),
+                Error("SIMPLE TLS requires a server certificate"),
+            ),
+            (
+                "mutual no ca",
+                https(json!({"mode": "MUTUAL", "serverCertificate": "/c", "privateKey": "/k"})),
+                Error("MUTUAL TLS requires a client CA bundle"),
+            ),
+            (
+                "mutual files",
+                https(
+                    json!({"mode": "MUTUAL", "serverCertificate": "/c", "privateKey": "/k", "caCertificates": "/ca"}),
+                ),
+                Valid,
+            ),
+            (
+                "istio mutual cred",
+                https(json!({"mode": "ISTIO_MUTUAL", "credentialName": "c"})),
+                Error("ISTIO_MUTUAL TLS cannot have associated credentialName"),
+            ),
+            (
+                "crl simple",
+                https(
+                    json!({"mode": "SIMPLE", "serverCertificate": "/c", "privateKey": "/k", "caCrl": "/crl"}),
+                ),
+                Error("CRL is not supported with SIMPLE TLS"),
+            ),
+            (
+                "crl credential",
+                https(json!({"mode": "MUTUAL", "credentialName": "c", "caCrl": "/crl"})),
+                Error("CRL is not supported with credentialName"),
+            ),
+            (
+                "two sources",
+                https(
+                    json!({"mode": "SIMPLE", "credentialName": "c", "serverCertificate": "/c", "privateKey": "/k"}),
+                ),
+                Error("only one of credential_name"),
+            ),
+            (
+                "no mode credential",
+                https(json!({"credentialName": "c"})),
+                Warning("PASSTHROUGH mode does not use certificates"),
+            ),
+            (
+                "https no tls",
+                server(
+                    json!({"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": ["a.b"]}),
+                ),
+                Error("server must have TLS settings for HTTPS/TLS protocols"),
+            ),
+            (
+                "http simple tls",
+                server(
+                    json!({"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["a.b"], "tls": {"mode": "SIMPLE", "credentialName": "c"}}),
+                ),
+                Error("server cannot have TLS settings for plain text HTTP ports"),
+            ),
+            (
+                "http redirect",
+                server(
+                    json!({"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["a.b"], "tls": {"httpsRedirect": true}}),
+                ),
+                Valid,
+            ),
+            (
+                "tcp tls",
+                server(
+                    json!({"port": {"number": 31400, "name": "tcp", "protocol": "TCP"}, "hosts": ["a.b"], "tls": {"mode": "PASSTHROUGH"}}),
+                ),
+                Error("server cannot have TLS settings for non HTTPS/TLS ports"),
+            ),
+            (
+                "redirect on https",
+                https(json!({"mode": "SIMPLE", "credentialName": "c", "httpsRedirect": true})),
+                Warning("tls.httpsRedirect should only be used with http servers"),
+            ),
+            (
+                "ciphers",
+                https(
+                    json!({"mode": "SIMPLE", "credentialName": "c", "cipherSuites": ["not-a-cipher"]}),
+                ),
+                Warning("ignoring invalid cipher suites: [not-a-cipher]"),
+            ),
+            (
+                "tls 1.1",
+                https(
+                    json!({"mode": "SIMPLE", "credentialName": "c", "minProtocolVersion": "TLSV1_1"}),
+                ),
+                Warning("TLS version below TLSV1_2"),
+            ),
+            (
+                "three certs",
+                https(json!({"mode": "SIMPLE", "tlsCertificates": [
+                {"serverCertificate": "/a", "privateKey": "/a"}, {"serverCertificate": "/b", "privateKey": "/b"}, {"serverCertificate": "/c", "privateKey": "/c"}]})),
+                Warning("can support up to 2 server certificates"),
+            ),
+            (
+                "unknown field",
+                json!({"selectors": {"a": "b"}, "servers": []}),
+                Error("spec.selectors: unknown field"),
+            ),
         ];
         run_table("networking.istio.io/v1alpha3", "Gateway", &cases);
     }
@@ -462,6 +675,9 @@ mod tests {
             "metadata": {"name": "my.gw", "namespace": "ns"},
             "spec": {"servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["a.b"]}]}});
         let v = crate::validate::validate_object(&obj, crate::validate::Mode::Strict).unwrap();
-        assert!(v.errors[0].contains("invalid gateway name: \"my.gw\""), "{v:?}");
+        assert!(
+            v.errors[0].contains("invalid gateway name: \"my.gw\""),
+            "{v:?}"
+        );
     }
 }

@@ -43,7 +43,10 @@ pub fn validate(r: &mut Report, meta: &Metadata, sc: &Sidecar) {
         };
         let pp = lp.field("port");
         if port.target_port > 0 {
-            r.err(&pp.field("targetPort"), "targetPort has no impact on Sidecars");
+            r.err(
+                &pp.field("targetPort"),
+                "targetPort has no impact on Sidecars",
+            );
         }
         check_port_name(r, &pp, &port.name);
         if !port.protocol.is_empty() && parse_protocol(&port.protocol).is_none() {
@@ -59,7 +62,10 @@ pub fn validate(r: &mut Report, meta: &Metadata, sc: &Sidecar) {
             r.err(&lp.field("bind"), format!("{} is not a valid IP", l.bind));
         }
         if !ports.insert(port.number) {
-            r.err(&pp.field("number"), "sidecar: ports on IP bound listeners must be unique");
+            r.err(
+                &pp.field("number"),
+                "sidecar: ports on IP bound listeners must be unique",
+            );
         }
         if !l.default_endpoint.is_empty() {
             if let Err(e) = validate_default_endpoint(&l.default_endpoint) {
@@ -162,7 +168,10 @@ pub fn validate(r: &mut Report, meta: &Metadata, sc: &Sidecar) {
             Some(port) => {
                 let pp = lp.field("port");
                 if port.target_port > 0 {
-                    r.err(&pp.field("targetPort"), "targetPort has no impact on Sidecars");
+                    r.err(
+                        &pp.field("targetPort"),
+                        "targetPort has no impact on Sidecars",
+                    );
                 }
                 check_port_name(r, &pp, &port.name);
                 let bp = lp.field("bind");
@@ -214,14 +223,21 @@ pub fn validate(r: &mut Report, meta: &Metadata, sc: &Sidecar) {
         }
         let hp = lp.field("hosts");
         if l.hosts.is_empty() {
-            r.err(&hp, "sidecar: egress listener must contain at least one host");
+            r.err(
+                &hp,
+                "sidecar: egress listener must contain at least one host",
+            );
             continue;
         }
         let mut by_ns: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
         for (j, h) in l.hosts.iter().enumerate() {
             let jp = hp.index(j);
             if let Some((ns, svc)) = h.split_once('/') {
-                let ns = if ns == "." { meta.namespace.as_str() } else { ns };
+                let ns = if ns == "." {
+                    meta.namespace.as_str()
+                } else {
+                    ns
+                };
                 let set = by_ns.entry(ns.to_string()).or_default();
                 if svc != "*" {
                     if set.contains(svc) || set.contains("*") {
@@ -267,7 +283,10 @@ pub fn validate(r: &mut Report, meta: &Metadata, sc: &Sidecar) {
                 );
             }
             if ep.port.is_none() {
-                r.err(&epp.field("port"), "sidecar: egress_proxy port must be non-nil");
+                r.err(
+                    &epp.field("port"),
+                    "sidecar: egress_proxy port must be non-nil",
+                );
             }
             let hp = epp.field("host");
             if ep.host == "*" {
@@ -335,36 +354,164 @@ mod tests {
             json!({"workloadSelector": {"labels": {"app": "a"}}, "ingress": [l]})
         };
         let cases = vec![
-            ("egress", json!({"egress": [{"hosts": ["./*", "istio-system/*"]}]}), Valid),
+            (
+                "egress",
+                json!({"egress": [{"hosts": ["./*", "istio-system/*"]}]}),
+                Valid,
+            ),
             ("ingress", ing(json!({})), Valid),
-            ("empty", json!({}), Error("sidecar: empty configuration provided")),
-            ("inbound pool only", json!({"inboundConnectionPool": {"http": {"maxRetries": 1}}}), Valid),
-            ("selector empty", json!({"workloadSelector": {}, "egress": [{"hosts": ["./*"]}]}), Warning("without labels")),
-            ("host without ns", json!({"egress": [{"hosts": ["foo.com"]}]}), Error("host must be of form namespace/dnsName")),
-            ("bad ns", json!({"egress": [{"hosts": ["Bad_NS/foo.com"]}]}), Error("invalid namespace value \"Bad_NS\" in sidecar")),
-            ("short host", json!({"egress": [{"hosts": ["ns/foo"]}]}), Error("short names")),
-            ("no hosts", json!({"egress": [{"hosts": []}]}), Error("egress listener must contain at least one host")),
-            ("star star others", json!({"egress": [{"hosts": ["*/*", "istio-system/*"]}]}), Warning("`*/*` host select all resources")),
-            ("exclusion", json!({"egress": [{"hosts": ["*/*", "~kube-system/*"]}]}), Valid),
-            ("dup host", json!({"egress": [{"hosts": ["ns/a.com", "ns/a.com"]}]}), Warning("duplicated egress host: ns/a.com")),
-            ("catch-all not last", json!({"egress": [{"hosts": ["./*"]}, {"port": {"number": 80, "protocol": "HTTP", "name": "http"}, "hosts": ["./*"]}]}), Error("should be the last listener")),
-            ("two catch-alls", json!({"egress": [{"hosts": ["./*"]}, {"hosts": ["./*"]}]}), Error("port")),
-            ("port zero", json!({"egress": [{"port": {"number": 0, "protocol": "HTTP", "name": "h"}, "hosts": ["./*"]}]}), Error("must have a unix domain socket bind address")),
-            ("uds", json!({"egress": [{"port": {"number": 0, "protocol": "HTTP", "name": "h"}, "bind": "unix:///var/run/s.sock", "captureMode": "NONE", "hosts": ["./*"]}]}), Valid),
-            ("dup egress ports", json!({"egress": [{"port": {"number": 80, "protocol": "HTTP", "name": "a"}, "hosts": ["./*"]}, {"port": {"number": 80, "protocol": "HTTP", "name": "b"}, "hosts": ["./*"]}]}), Error("ports on IP bound listeners must be unique")),
-            ("ingress no port", json!({"ingress": [{"defaultEndpoint": "127.0.0.1:8080"}]}), Error("port is required for ingress listeners")),
-            ("default endpoint", ing(json!({"defaultEndpoint": "10.0.0.1:8080"})), Error("defaultEndpoint must be of form")),
-            ("default endpoint v6", ing(json!({"defaultEndpoint": "[::1]:8080"})), Valid),
-            ("ingress target port", ing(json!({"port": {"number": 9080, "protocol": "HTTP", "name": "http", "targetPort": 1}})), Error("targetPort has no impact on Sidecars")),
-            ("tls istio mutual", ing(json!({"port": {"number": 9443, "protocol": "HTTPS", "name": "https"}, "tls": {"mode": "ISTIO_MUTUAL"}})), Error("cannot set mode to ISTIO_MUTUAL")),
-            ("tls credential", ing(json!({"port": {"number": 9443, "protocol": "HTTPS", "name": "https"}, "tls": {"mode": "SIMPLE", "credentialName": "c"}})), Error("credentialName is not currently supported")),
-            ("tls simple", ing(json!({"port": {"number": 9443, "protocol": "HTTPS", "name": "https"}, "tls": {"mode": "SIMPLE", "serverCertificate": "/c", "privateKey": "/k"}})), Valid),
-            ("tls on http", ing(json!({"tls": {"mode": "SIMPLE", "serverCertificate": "/c", "privateKey": "/k"}})), Error("server cannot have TLS settings for non HTTPS/TLS ports")),
-            ("http pool on tcp", ing(json!({"port": {"number": 9000, "protocol": "TCP", "name": "tcp"}, "connectionPool": {"http": {"maxRetries": 1}}})), Warning("HTTP connection pool settings are configured for port 9000")),
-            ("dynamic dns", json!({"outboundTrafficPolicy": {"mode": "ALLOW_ANY_DYNAMIC_DNS"}}), Error("ALLOW_ANY_DYNAMIC_DNS mode is only supported in MeshConfig")),
-            ("egress proxy mode", json!({"outboundTrafficPolicy": {"mode": "REGISTRY_ONLY", "egressProxy": {"host": "proxy.example.com", "port": {"number": 3128}}}}), Error("egress_proxy must be set only with ALLOW_ANY")),
-            ("egress proxy", json!({"outboundTrafficPolicy": {"mode": "ALLOW_ANY", "egressProxy": {"host": "proxy.example.com", "port": {"number": 3128}}}}), Valid),
-            ("typo", json!({"egress": [{"port": {"number": 80, "protocl": "HTTP"}, "hosts": ["./*"]}]}), Error("spec.egress[0].port.protocl: unknown field")),
+            (
+                "empty",
+                json!({}),
+                Error("sidecar: empty configuration provided"),
+            ),
+            (
+                "inbound pool only",
+                json!({"inboundConnectionPool": {"http": {"maxRetries": 1}}}),
+                Valid,
+            ),
+            (
+                "selector empty",
+                json!({"workloadSelector": {}, "egress": [{"hosts": ["./*"]}]}),
+                Warning("without labels"),
+            ),
+            (
+                "host without ns",
+                json!({"egress": [{"hosts": ["foo.com"]}]}),
+                Error("host must be of form namespace/dnsName"),
+            ),
+            (
+                "bad ns",
+                json!({"egress": [{"hosts": ["Bad_NS/foo.com"]}]}),
+                Error("invalid namespace value \"Bad_NS\" in sidecar"),
+            ),
+            (
+                "short host",
+                json!({"egress": [{"hosts": ["ns/foo"]}]}),
+                Error("short names"),
+            ),
+            (
+                "no hosts",
+                json!({"egress": [{"hosts": []}]}),
+                Error("egress listener must contain at least one host"),
+            ),
+            (
+                "star star others",
+                json!({"egress": [{"hosts": ["*/*", "istio-system/*"]}]}),
+                Warning("`*/*` host select all resources"),
+            ),
+            (
+                "exclusion",
+                json!({"egress": [{"hosts": ["*/*", "~kube-system/*"]}]}),
+                Valid,
+            ),
+            (
+                "dup host",
+                json!({"egress": [{"hosts": ["ns/a.com", "ns/a.com"]}]}),
+                Warning("duplicated egress host: ns/a.com"),
+            ),
+            (
+                "catch-all not last",
+                json!({"egress": [{"hosts": ["./*"]}, {"port": {"number": 80, "protocol": "HTTP", "name": "http"}, "hosts": ["./*"]}]}),
+                Error("should be the last listener"),
+            ),
+            (
+                "two catch-alls",
+                json!({"egress": [{"hosts": ["./*"]}, {"hosts": ["./*"]}]}),
+                Error("port"),
+            ),
+            (
+                "port zero",
+                json!({"egress": [{"port": {"number": 0, "protocol": "HTTP", "name": "h"}, "hosts": ["./*"]}]}),
+                Error("must have a unix domain socket bind address"),
+            ),
+            (
+                "uds",
+                json!({"egress": [{"port": {"number": 0, "protocol": "HTTP", "name": "h"}, "bind": "unix:///var/run/s.sock", "captureMode": "NONE", "hosts": ["./*"]}]}),
+                Valid,
+            ),
+            (
+                "dup egress ports",
+                json!({"egress": [{"port": {"number": 80, "protocol": "HTTP", "name": "a"}, "hosts": ["./*"]}, {"port": {"number": 80, "protocol": "HTTP", "name": "b"}, "hosts": ["./*"]}]}),
+                Error("ports on IP bound listeners must be unique"),
+            ),
+            (
+                "ingress no port",
+                json!({"ingress": [{"defaultEndpoint": "127.0.0.1:8080"}]}),
+                Error("port is required for ingress listeners"),
+            ),
+            (
+                "default endpoint",
+                ing(json!({"defaultEndpoint": "10.0.0.1:8080"})),
+                Error("defaultEndpoint must be of form"),
+            ),
+            (
+                "default endpoint v6",
+                ing(json!({"defaultEndpoint": "[::1]:8080"})),
+                Valid,
+            ),
+            (
+                "ingress target port",
+                ing(
+                    json!({"port": {"number": 9080, "protocol": "HTTP", "name": "http", "targetPort": 1}}),
+                ),
+                Error("targetPort has no impact on Sidecars"),
+            ),
+            (
+                "tls istio mutual",
+                ing(
+                    json!({"port": {"number": 9443, "protocol": "HTTPS", "name": "https"}, "tls": {"mode": "ISTIO_MUTUAL"}}),
+                ),
+                Error("cannot set mode to ISTIO_MUTUAL"),
+            ),
+            (
+                "tls credential",
+                ing(
+                    json!({"port": {"number": 9443, "protocol": "HTTPS", "name": "https"}, "tls": {"mode": "SIMPLE", "credentialName": "c"}}),
+                ),
+                Error("credentialName is not currently supported"),
+            ),
+            (
+                "tls simple",
+                ing(
+                    json!({"port": {"number": 9443, "protocol": "HTTPS", "name": "https"}, "tls": {"mode": "SIMPLE", "serverCertificate": "/c", "privateKey": "/k"}}),
+                ),
+                Valid,
+            ),
+            (
+                "tls on http",
+                ing(
+                    json!({"tls": {"mode": "SIMPLE", "serverCertificate": "/c", "privateKey": "/k"}}),
+                ),
+                Error("server cannot have TLS settings for non HTTPS/TLS ports"),
+            ),
+            (
+                "http pool on tcp",
+                ing(
+                    json!({"port": {"number": 9000, "protocol": "TCP", "name": "tcp"}, "connectionPool": {"http": {"maxRetries": 1}}}),
+                ),
+                Warning("HTTP connection pool settings are configured for port 9000"),
+            ),
+            (
+                "dynamic dns",
+                json!({"outboundTrafficPolicy": {"mode": "ALLOW_ANY_DYNAMIC_DNS"}}),
+                Error("ALLOW_ANY_DYNAMIC_DNS mode is only supported in MeshConfig"),
+            ),
+            (
+                "egress proxy mode",
+                json!({"outboundTrafficPolicy": {"mode": "REGISTRY_ONLY", "egressProxy": {"host": "proxy.example.com", "port": {"number": 3128}}}}),
+                Error("egress_proxy must be set only with ALLOW_ANY"),
+            ),
+            (
+                "egress proxy",
+                json!({"outboundTrafficPolicy": {"mode": "ALLOW_ANY", "egressProxy": {"host": "proxy.example.com", "port": {"number": 3128}}}}),
+                Valid,
+            ),
+            (
+                "typo",
+                json!({"egress": [{"port": {"number": 80, "protocl": "HTTP"}, "hosts": ["./*"]}]}),
+                Error("spec.egress[0].port.protocl: unknown field"),
+            ),
         ];
         run_table("networking.istio.io/v1", "Sidecar", &cases);
     }

@@ -2,7 +2,7 @@
 //! destinations and weights, redirects, rewrites, retries, faults, mirrors, CORS, header
 //! operations, delegation, and the unreachable-rule warnings.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use base64::Engine;
 
@@ -135,7 +135,10 @@ pub fn validate(r: &mut Report, meta: &Metadata, vs: &VirtualService) {
     }
 
     if vs.http.is_empty() && vs.tcp.is_empty() && vs.tls.is_empty() {
-        r.err(&spec, "http, tcp or tls must be provided in virtual service");
+        r.err(
+            &spec,
+            "http, tcp or tls must be provided in virtual service",
+        );
     }
     check_gateway_names(r, &spec.field("gateways"), &vs.gateways);
 
@@ -244,7 +247,10 @@ fn validate_http_route(r: &mut Report, ctx: &Ctx<'_>, h: &HttpRoute, p: &Path<'_
                 r.err(&rp, "HTTP route cannot contain both fault and redirect");
             }
             if h.rewrite.is_some() {
-                r.err(&rp, "HTTP route rule cannot contain both rewrite and redirect");
+                r.err(
+                    &rp,
+                    "HTTP route rule cannot contain both rewrite and redirect",
+                );
             }
             if h.direct_response.is_some() {
                 r.err(
@@ -255,10 +261,16 @@ fn validate_http_route(r: &mut Report, ctx: &Ctx<'_>, h: &HttpRoute, p: &Path<'_
         } else if h.direct_response.is_some() {
             let dp = p.field("directResponse");
             if !h.route.is_empty() {
-                r.err(&dp, "HTTP route cannot contain both route and direct_response");
+                r.err(
+                    &dp,
+                    "HTTP route cannot contain both route and direct_response",
+                );
             }
             if h.fault.is_some() {
-                r.err(&dp, "HTTP route cannot contain both fault and direct_response");
+                r.err(
+                    &dp,
+                    "HTTP route cannot contain both fault and direct_response",
+                );
             }
             if h.rewrite.is_some() {
                 r.err(
@@ -340,7 +352,10 @@ fn validate_http_route(r: &mut Report, ctx: &Ctx<'_>, h: &HttpRoute, p: &Path<'_
     for (i, m) in h.mirrors.iter().enumerate() {
         let ip = msp.index(i);
         match &m.destination {
-            None => r.err(&ip.field("destination"), "destination is required for mirrors"),
+            None => r.err(
+                &ip.field("destination"),
+                "destination is required for mirrors",
+            ),
             Some(d) => validate_destination(r, d, &ip.field("destination")),
         }
         if let Some(pct) = &m.percentage {
@@ -638,7 +653,10 @@ fn validate_cors(r: &mut Report, c: &CorsPolicy, p: &Path<'_>) {
     let mp = p.field("allowMethods");
     for (i, m) in c.allow_methods.iter().enumerate() {
         if !HTTP_METHODS.contains(&m.as_str()) {
-            r.err(&mp.index(i), format!("{m:?} is not a supported HTTP method"));
+            r.err(
+                &mp.index(i),
+                format!("{m:?} is not a supported HTTP method"),
+            );
         }
     }
     for (field, list) in [
@@ -742,7 +760,12 @@ fn validate_fault(r: &mut Report, f: &HttpFaultInjection, p: &Path<'_>) {
     }
 }
 
-fn validate_redirect(r: &mut Report, rd: &HttpRedirect, matches: &[HttpMatchRequest], p: &Path<'_>) {
+fn validate_redirect(
+    r: &mut Report,
+    rd: &HttpRedirect,
+    matches: &[HttpMatchRequest],
+    p: &Path<'_>,
+) {
     if rd.uri.is_empty()
         && rd.prefix_rewrite.is_empty()
         && rd.authority.is_empty()
@@ -1020,8 +1043,67 @@ fn validate_tcp_route(r: &mut Report, _ctx: &Ctx<'_>, t: &TcpRoute, p: &Path<'_>
 
 // ---------------------------------------------------------------- unreachable rules (V9-V12)
 
+/// Whether two matches are equal ignoring `name` (Istio compares them as JSON without the name).
+fn same_match(a: &HttpMatchRequest, b: &HttpMatchRequest) -> bool {
+    a.uri == b.uri && same_match_except_uri(a, b) && a.method == b.method
+}
+
+/// V12 comparison: everything but `name` and `uri`, with an unset method counting as GET.
+fn same_match_except_uri(a: &HttpMatchRequest, b: &HttpMatchRequest) -> bool {
+    fn method(m: &HttpMatchRequest) -> (u8, &str) {
+        match &m.method {
+            None => (1, "GET"),
+            Some(StringMatch::Exact(s)) => (1, s),
+            Some(StringMatch::Prefix(s)) => (2, s),
+            Some(StringMatch::Regex(s)) => (3, s),
+            Some(StringMatch::Unset) => (4, ""),
+        }
+    }
+    method(a) == method(b)
+        && a.scheme == b.scheme
+        && a.authority == b.authority
+        && a.headers == b.headers
+        && a.port == b.port
+        && a.source_labels == b.source_labels
+        && a.gateways == b.gateways
+        && a.query_params == b.query_params
+        && a.ignore_uri_case == b.ignore_uri_case
+        && a.without_headers == b.without_headers
+        && a.source_namespace == b.source_namespace
+        && a.stat_prefix == b.stat_prefix
+}
+
+/// A hash of everything [`same_match`] compares.
+fn match_hash(m: &HttpMatchRequest) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        &m.uri,
+        &m.scheme,
+        &m.method,
+        &m.authority,
+        &m.headers,
+        m.port,
+        &m.source_labels,
+        &m.gateways,
+    )
+        .hash(&mut h);
+    (
+        &m.query_params,
+        m.ignore_uri_case,
+        &m.without_headers,
+        &m.source_namespace,
+        &m.stat_prefix,
+    )
+        .hash(&mut h);
+    h.finish()
+}
+
 fn analyze_unreachable_http(r: &mut Report, p: &Path<'_>, routes: &[HttpRoute]) {
-    let mut seen: Vec<(HttpMatchRequest, usize)> = Vec::new();
+    // Matches seen so far, keyed like Istio's JSON comparison (name removed), and the prefix
+    // matches among them for the overlap check.
+    let mut seen: HashMap<u64, Vec<(&HttpMatchRequest, usize)>> = HashMap::new();
+    let mut prefixes: Vec<(&HttpMatchRequest, usize, usize)> = Vec::new();
     let mut empty_seen = false;
     for (rulen, route) in routes.iter().enumerate() {
         let rp = p.index(rulen);
@@ -1041,16 +1123,21 @@ fn analyze_unreachable_http(r: &mut Report, p: &Path<'_>, routes: &[HttpRoute]) 
         if empty_seen {
             r.warn(
                 &rp,
-                format!("virtualService rule {rname} not used (route without matches defined before)"),
+                format!(
+                    "virtualService rule {rname} not used (route without matches defined before)"
+                ),
             );
             continue;
         }
         let mut dups = 0;
         for (matchn, m) in route.r#match.iter().enumerate() {
-            let mut key = m.clone();
-            key.name.clear();
-            if let Some((_, dupn)) = seen.iter().find(|(k, _)| *k == key) {
-                let dname = route_name(&routes[*dupn].name, *dupn);
+            let h = match_hash(m);
+            let dup = seen
+                .get(&h)
+                .and_then(|c| c.iter().find(|(x, _)| same_match(x, m)))
+                .map(|(_, n)| *n);
+            if let Some(dupn) = dup {
+                let dname = route_name(&routes[dupn].name, dupn);
                 let mname = route_name(&m.name, matchn);
                 r.warn(
                     &rp.field("match").index(matchn),
@@ -1060,8 +1147,11 @@ fn analyze_unreachable_http(r: &mut Report, p: &Path<'_>, routes: &[HttpRoute]) 
                 );
                 dups += 1;
             } else {
-                overlapping_prefix(r, routes, &seen, &key, rulen, matchn, &rp);
-                seen.push((key, rulen));
+                overlapping_prefix(r, routes, &prefixes, m, rulen, matchn, &rp);
+                seen.entry(h).or_default().push((m, rulen));
+                if matches!(m.uri, Some(StringMatch::Prefix(_))) {
+                    prefixes.push((m, rulen, matchn));
+                }
             }
         }
         if dups == route.r#match.len() {
@@ -1077,7 +1167,7 @@ fn analyze_unreachable_http(r: &mut Report, p: &Path<'_>, routes: &[HttpRoute]) 
 fn overlapping_prefix(
     r: &mut Report,
     routes: &[HttpRoute],
-    seen: &[(HttpMatchRequest, usize)],
+    seen: &[(&HttpMatchRequest, usize, usize)],
     m: &HttpMatchRequest,
     rulen: usize,
     matchn: usize,
@@ -1086,31 +1176,14 @@ fn overlapping_prefix(
     let Some(StringMatch::Prefix(later)) = &m.uri else {
         return;
     };
-    let norm = |x: &HttpMatchRequest| {
-        let mut y = x.clone();
-        y.uri = None;
-        if y.method.is_none() {
-            y.method = Some(StringMatch::Exact("GET".to_string()));
-        }
-        y
-    };
-    let m_rest = norm(m);
-    for (earlier, erule) in seen {
+    for (earlier, erule, ematch) in seen {
         let Some(StringMatch::Prefix(prefix)) = &earlier.uri else {
             continue;
         };
-        if later.len() > prefix.len() && later.starts_with(prefix.as_str()) && norm(earlier) == m_rest {
-            // Find the earlier match index within its rule for the message.
-            let ematch = routes
-                .get(*erule)
-                .and_then(|rt| {
-                    rt.r#match.iter().position(|x| {
-                        let mut k = x.clone();
-                        k.name.clear();
-                        k == *earlier
-                    })
-                })
-                .unwrap_or(0);
+        if later.len() > prefix.len()
+            && later.starts_with(prefix.as_str())
+            && same_match_except_uri(earlier, m)
+        {
             r.warn(
                 &rp.field("match").index(matchn),
                 format!(
@@ -1125,7 +1198,12 @@ fn overlapping_prefix(
     }
 }
 
-fn analyze_unreachable_l4<M: PartialEq>(r: &mut Report, p: &Path<'_>, what: &str, rules: &[Vec<&M>]) {
+fn analyze_unreachable_l4<M: PartialEq>(
+    r: &mut Report,
+    p: &Path<'_>,
+    what: &str,
+    rules: &[Vec<&M>],
+) {
     let mut seen: Vec<(&M, usize)> = Vec::new();
     let mut empty_seen = false;
     for (rulen, matches) in rules.iter().enumerate() {
@@ -1210,7 +1288,11 @@ mod tests {
                     {"destination": {"host": "r"}, "weight": 0}]}]}),
                 Error("total destination weight = 0"),
             ),
-            ("no routes", json!({"hosts": ["r"]}), Error("http, tcp or tls must be provided")),
+            (
+                "no routes",
+                json!({"hosts": ["r"]}),
+                Error("http, tcp or tls must be provided"),
+            ),
             (
                 "match only",
                 json!({"hosts": ["r"], "http": [{"match": [{"uri": {"prefix": "/"}}]}]}),
@@ -1221,7 +1303,11 @@ mod tests {
                 route(json!({"redirect": {"uri": "/x"}})),
                 Error("both route and redirect"),
             ),
-            ("mesh wildcard", json!({"hosts": ["*"], "http": [{"route": [{"destination": {"host": "a"}}]}]}), Error("wildcard host *")),
+            (
+                "mesh wildcard",
+                json!({"hosts": ["*"], "http": [{"route": [{"destination": {"host": "a"}}]}]}),
+                Error("wildcard host *"),
+            ),
             (
                 "gateway wildcard",
                 json!({"hosts": ["*"], "gateways": ["ns/gw"], "http": [{"route": [{"destination": {"host": "a"}}]}]}),
@@ -1232,65 +1318,315 @@ mod tests {
                 json!({"hosts": ["*.foo.bar", "*.bar"], "http": [{"route": [{"destination": {"host": "a"}}]}]}),
                 Error("duplicate hosts in virtual service: *.foo.bar & *.bar"),
             ),
-            ("bad host", json!({"hosts": ["foo.ba!r"], "http": [{"route": [{"destination": {"host": "a"}}]}]}), Error("invalid (label \"ba!r\" invalid)")),
-            ("ip host", json!({"hosts": ["10.0.0.1"], "http": [{"route": [{"destination": {"host": "a"}}]}]}), Valid),
+            (
+                "bad host",
+                json!({"hosts": ["foo.ba!r"], "http": [{"route": [{"destination": {"host": "a"}}]}]}),
+                Error("invalid (label \"ba!r\" invalid)"),
+            ),
+            (
+                "ip host",
+                json!({"hosts": ["10.0.0.1"], "http": [{"route": [{"destination": {"host": "a"}}]}]}),
+                Valid,
+            ),
             ("timeout ok", route(json!({"timeout": "1m30s"})), Valid),
-            ("timeout zero", route(json!({"timeout": "0s"})), Error("spec.http[0].timeout: duration must be greater than 1ms")),
-            ("timeout sub-ms", route(json!({"timeout": "1.5ms"})), Error("ms precision")),
-            ("timeout garbage", route(json!({"timeout": "abc"})), Error("bad Duration: time: invalid duration \"abc\"")),
-            ("retry ok", route(json!({"retries": {"attempts": 3, "perTryTimeout": "2s", "retryOn": "5xx,reset,503"}})), Valid),
-            ("retry whitespace", route(json!({"retries": {"attempts": 3, "retryOn": "5xx, reset"}})), Error("\" reset\" is not a valid retryOn policy")),
-            ("retry zero attempts", route(json!({"retries": {"attempts": 0, "perTryTimeout": "2s"}})), Error("attempts are set to 0")),
-            ("retry negative", route(json!({"retries": {"attempts": -1}})), Error("attempts cannot be negative")),
-            ("fault empty", route(json!({"fault": {}})), Error("must have an abort and/or a delay")),
-            ("fault grpc", route(json!({"fault": {"abort": {"grpcStatus": "NOT_FOUND", "percentage": {"value": 5}}}})), Valid),
-            ("fault grpc numeric", route(json!({"fault": {"abort": {"grpcStatus": "404"}}})), Error("gRPC status \"404\" is not supported")),
-            ("fault no type", route(json!({"fault": {"abort": {"percentage": {"value": 1}}}})), Warning("abort configured, but error type not set")),
-            ("fault pct", route(json!({"fault": {"delay": {"fixedDelay": "1s", "percentage": {"value": 101}}}})), Error("percentage 101 is neither 0.0")),
-            ("fault http2", route(json!({"fault": {"abort": {"http2Error": "x"}}})), Error("HTTP/2 abort fault injection not supported yet")),
-            ("mirror pct", route(json!({"mirror": {"host": "m"}, "mirrorPercentage": {"value": 150}})), Error("mirror_percentage must have a max value of 100")),
-            ("mirror and mirrors", route(json!({"mirror": {"host": "m"}, "mirrors": [{"destination": {"host": "m"}}]})), Error("both mirror and mirrors")),
-            ("mirrors no dest", route(json!({"mirrors": [{}]})), Error("destination is required for mirrors")),
-            ("mirror percent deprecated", route(json!({"mirror": {"host": "m"}, "mirrorPercent": 50})), Warning("deprecated setting \"mirrorPercent\"")),
-            ("cors ok", route(json!({"corsPolicy": {"allowOrigins": [{"exact": "https://a"}], "allowMethods": ["GET"], "maxAge": "24h"}})), Valid),
-            ("cors lowercase", route(json!({"corsPolicy": {"allowMethods": ["get"]}})), Error("\"get\" is not a supported HTTP method")),
-            ("cors maxage", route(json!({"corsPolicy": {"maxAge": "1.5s"}})), Error("seconds precision")),
-            ("cors origin regex", route(json!({"corsPolicy": {"allowOrigins": [{"regex": "*.example.com"}]}})), Error("allowOrigins[0].regex")),
-            ("cors origin empty", route(json!({"corsPolicy": {"allowOrigins": [{"exact": ""}]}})), Error("not a valid match type for CORS")),
-            ("snake case", route(json!({"cors_policy": {"allow_origins": [{"exact": "https://a"}]}})), Valid),
-            ("regex ok", route(json!({"match": [{"uri": {"regex": "/usrv(/.*)?"}}]})), Valid),
-            ("regex lookahead", route(json!({"match": [{"uri": {"regex": "^(?!/admin).*"}}]})), Error("RE2")),
-            ("regex too long", route(json!({"match": [{"uri": {"regex": "a".repeat(1025)}}]})), Error("regex is too large")),
-            ("regex repeat", route(json!({"match": [{"uri": {"regex": "a{1001}"}}]})), Error("repeat count")),
-            ("empty uri prefix ok", route(json!({"match": [{"uri": {"prefix": ""}}]})), Valid),
-            ("empty method prefix", route(json!({"match": [{"method": {"prefix": ""}}]})), Error("\"method\": prefix string match should not be empty")),
-            ("empty query prefix", route(json!({"match": [{"queryParams": {"a": {"prefix": ""}}}]})), Error("queryParams")),
-            ("without headers star", route(json!({"match": [{"withoutHeaders": {"x": {"regex": "*"}}}]})), Valid),
-            ("bad header name", route(json!({"match": [{"headers": {"bad header": {"exact": "x"}}}]})), Error("header name bad header is not a valid header name")),
-            ("jwt claim mesh", route(json!({"match": [{"headers": {"@request.auth.claims.group": {"exact": "a"}}}]})), Error("JWT claim based routing")),
-            ("match port", route(json!({"match": [{"port": 70000}]})), Error("port number 70000 must be in the range 1..65535")),
-            ("source namespace", route(json!({"match": [{"sourceNamespace": "Bad_NS"}]})), Error("sourceNamespace match Bad_NS is invalid")),
-            ("dest port empty", json!({"hosts": ["r"], "http": [{"route": [{"destination": {"host": "r", "port": {}}}]}]}), Error("port number 0")),
-            ("dest host star", json!({"hosts": ["r"], "http": [{"route": [{"destination": {"host": "*"}}]}]}), Error("invalid destination host *")),
-            ("dest subset", json!({"hosts": ["r"], "http": [{"route": [{"destination": {"host": "r", "subset": "v_1"}}]}]}), Error("subset name is invalid: v_1")),
-            ("no destination", json!({"hosts": ["r"], "http": [{"route": [{}]}]}), Error("destination is required")),
-            ("header ops ok", route(json!({"headers": {"request": {"set": {"x-a": "%START_TIME%"}}, "response": {"add": {"x-b": "100%% off"}}}})), Valid),
-            ("header set :path", route(json!({"headers": {"request": {"set": {":path": "/"}}}})), Error("cannot have \":\" prefix")),
-            ("header remove host", route(json!({"headers": {"request": {"remove": ["Host"]}}})), Error("cannot set Host header")),
-            ("header value", route(json!({"headers": {"response": {"set": {"x": "abcd%oijasodifj"}}}})), Error("Un-terminated variable expression")),
-            ("authority twice", route(json!({"rewrite": {"authority": "a"}, "headers": {"request": {"set": {":authority": "b"}}}})), Error("authority header cannot be set multiple times")),
-            ("redirect ok", json!({"hosts": ["r"], "http": [{"redirect": {"scheme": "https", "port": 443, "redirectCode": 308}}]}), Valid),
-            ("redirect code", json!({"hosts": ["r"], "http": [{"redirect": {"uri": "/", "redirectCode": 200}}]}), Error("200 is not a valid redirect code")),
-            ("redirect scheme", json!({"hosts": ["r"], "http": [{"redirect": {"scheme": "HTTPS"}}]}), Error("invalid redirect scheme")),
-            ("redirect empty", json!({"hosts": ["r"], "http": [{"redirect": {}}]}), Error("redirect must specify URI, authority, scheme, or port")),
-            ("prefix rewrite regex", json!({"hosts": ["r"], "http": [{"match": [{"uri": {"regex": "/a.*"}}], "redirect": {"prefixRewrite": "/b"}}]}), Error("prefix_rewrite requires all URI matches")),
-            ("direct response", json!({"hosts": ["r"], "http": [{"directResponse": {"status": 503, "body": {"string": "down"}}}]}), Valid),
-            ("direct response status", json!({"hosts": ["r"], "http": [{"directResponse": {"status": 100}}]}), Error("HTTP status 100 is not in range 200-599")),
-            ("direct response big", json!({"hosts": ["r"], "http": [{"directResponse": {"status": 200, "body": {"string": "x".repeat(200 << 10)}}}]}), Warning("large direct_responses")),
-            ("rewrite empty", route(json!({"rewrite": {}})), Error("rewrite must specify at least one of URI")),
-            ("rewrite regex", route(json!({"rewrite": {"uriRegexRewrite": {"match": "^/a/(.*)", "rewrite": "/\\1"}}})), Valid),
-            ("rewrite regex missing", route(json!({"rewrite": {"uriRegexRewrite": {"match": "^/a"}}})), Error("requires both Rewrite and Match")),
-            ("two catch-alls", json!({"hosts": ["r"], "http": [{"route": [{"destination": {"host": "a"}}]}, {"route": [{"destination": {"host": "b"}}]}]}), Warning("rule #1 not used (only the last rule can have no matches)")),
+            (
+                "timeout zero",
+                route(json!({"timeout": "0s"})),
+                Error("spec.http[0].timeout: duration must be greater than 1ms"),
+            ),
+            (
+                "timeout sub-ms",
+                route(json!({"timeout": "1.5ms"})),
+                Error("ms precision"),
+            ),
+            (
+                "timeout garbage",
+                route(json!({"timeout": "abc"})),
+                Error("bad Duration: time: invalid duration \"abc\""),
+            ),
+            (
+                "retry ok",
+                route(
+                    json!({"retries": {"attempts": 3, "perTryTimeout": "2s", "retryOn": "5xx,reset,503"}}),
+                ),
+                Valid,
+            ),
+            (
+                "retry whitespace",
+                route(json!({"retries": {"attempts": 3, "retryOn": "5xx, reset"}})),
+                Error("\" reset\" is not a valid retryOn policy"),
+            ),
+            (
+                "retry zero attempts",
+                route(json!({"retries": {"attempts": 0, "perTryTimeout": "2s"}})),
+                Error("attempts are set to 0"),
+            ),
+            (
+                "retry negative",
+                route(json!({"retries": {"attempts": -1}})),
+                Error("attempts cannot be negative"),
+            ),
+            (
+                "fault empty",
+                route(json!({"fault": {}})),
+                Error("must have an abort and/or a delay"),
+            ),
+            (
+                "fault grpc",
+                route(
+                    json!({"fault": {"abort": {"grpcStatus": "NOT_FOUND", "percentage": {"value": 5}}}}),
+                ),
+                Valid,
+            ),
+            (
+                "fault grpc numeric",
+                route(json!({"fault": {"abort": {"grpcStatus": "404"}}})),
+                Error("gRPC status \"404\" is not supported"),
+            ),
+            (
+                "fault no type",
+                route(json!({"fault": {"abort": {"percentage": {"value": 1}}}})),
+                Warning("abort configured, but error type not set"),
+            ),
+            (
+                "fault pct",
+                route(
+                    json!({"fault": {"delay": {"fixedDelay": "1s", "percentage": {"value": 101}}}}),
+                ),
+                Error("percentage 101 is neither 0.0"),
+            ),
+            (
+                "fault http2",
+                route(json!({"fault": {"abort": {"http2Error": "x"}}})),
+                Error("HTTP/2 abort fault injection not supported yet"),
+            ),
+            (
+                "mirror pct",
+                route(json!({"mirror": {"host": "m"}, "mirrorPercentage": {"value": 150}})),
+                Error("mirror_percentage must have a max value of 100"),
+            ),
+            (
+                "mirror and mirrors",
+                route(
+                    json!({"mirror": {"host": "m"}, "mirrors": [{"destination": {"host": "m"}}]}),
+                ),
+                Error("both mirror and mirrors"),
+            ),
+            (
+                "mirrors no dest",
+                route(json!({"mirrors": [{}]})),
+                Error("destination is required for mirrors"),
+            ),
+            (
+                "mirror percent deprecated",
+                route(json!({"mirror": {"host": "m"}, "mirrorPercent": 50})),
+                Warning("deprecated setting \"mirrorPercent\""),
+            ),
+            (
+                "cors ok",
+                route(
+                    json!({"corsPolicy": {"allowOrigins": [{"exact": "https://a"}], "allowMethods": ["GET"], "maxAge": "24h"}}),
+                ),
+                Valid,
+            ),
+            (
+                "cors lowercase",
+                route(json!({"corsPolicy": {"allowMethods": ["get"]}})),
+                Error("\"get\" is not a supported HTTP method"),
+            ),
+            (
+                "cors maxage",
+                route(json!({"corsPolicy": {"maxAge": "1.5s"}})),
+                Error("seconds precision"),
+            ),
+            (
+                "cors origin regex",
+                route(json!({"corsPolicy": {"allowOrigins": [{"regex": "*.example.com"}]}})),
+                Error("allowOrigins[0].regex"),
+            ),
+            (
+                "cors origin empty",
+                route(json!({"corsPolicy": {"allowOrigins": [{"exact": ""}]}})),
+                Error("not a valid match type for CORS"),
+            ),
+            (
+                "snake case",
+                route(json!({"cors_policy": {"allow_origins": [{"exact": "https://a"}]}})),
+                Valid,
+            ),
+            (
+                "regex ok",
+                route(json!({"match": [{"uri": {"regex": "/usrv(/.*)?"}}]})),
+                Valid,
+            ),
+            (
+                "regex lookahead",
+                route(json!({"match": [{"uri": {"regex": "^(?!/admin).*"}}]})),
+                Error("RE2"),
+            ),
+            (
+                "regex too long",
+                route(json!({"match": [{"uri": {"regex": "a".repeat(1025)}}]})),
+                Error("regex is too large"),
+            ),
+            (
+                "regex repeat",
+                route(json!({"match": [{"uri": {"regex": "a{1001}"}}]})),
+                Error("repeat count"),
+            ),
+            (
+                "empty uri prefix ok",
+                route(json!({"match": [{"uri": {"prefix": ""}}]})),
+                Valid,
+            ),
+            (
+                "empty method prefix",
+                route(json!({"match": [{"method": {"prefix": ""}}]})),
+                Error("\"method\": prefix string match should not be empty"),
+            ),
+            (
+                "empty query prefix",
+                route(json!({"match": [{"queryParams": {"a": {"prefix": ""}}}]})),
+                Error("queryParams"),
+            ),
+            (
+                "without headers star",
+                route(json!({"match": [{"withoutHeaders": {"x": {"regex": "*"}}}]})),
+                Valid,
+            ),
+            (
+                "bad header name",
+                route(json!({"match": [{"headers": {"bad header": {"exact": "x"}}}]})),
+                Error("header name bad header is not a valid header name"),
+            ),
+            (
+                "jwt claim mesh",
+                route(
+                    json!({"match": [{"headers": {"@request.auth.claims.group": {"exact": "a"}}}]}),
+                ),
+                Error("JWT claim based routing"),
+            ),
+            (
+                "match port",
+                route(json!({"match": [{"port": 70000}]})),
+                Error("port number 70000 must be in the range 1..65535"),
+            ),
+            (
+                "source namespace",
+                route(json!({"match": [{"sourceNamespace": "Bad_NS"}]})),
+                Error("sourceNamespace match Bad_NS is invalid"),
+            ),
+            (
+                "dest port empty",
+                json!({"hosts": ["r"], "http": [{"route": [{"destination": {"host": "r", "port": {}}}]}]}),
+                Error("port number 0"),
+            ),
+            (
+                "dest host star",
+                json!({"hosts": ["r"], "http": [{"route": [{"destination": {"host": "*"}}]}]}),
+                Error("invalid destination host *"),
+            ),
+            (
+                "dest subset",
+                json!({"hosts": ["r"], "http": [{"route": [{"destination": {"host": "r", "subset": "v_1"}}]}]}),
+                Error("subset name is invalid: v_1"),
+            ),
+            (
+                "no destination",
+                json!({"hosts": ["r"], "http": [{"route": [{}]}]}),
+                Error("destination is required"),
+            ),
+            (
+                "header ops ok",
+                route(
+                    json!({"headers": {"request": {"set": {"x-a": "%START_TIME%"}}, "response": {"add": {"x-b": "100%% off"}}}}),
+                ),
+                Valid,
+            ),
+            (
+                "header set :path",
+                route(json!({"headers": {"request": {"set": {":path": "/"}}}})),
+                Error("cannot have \":\" prefix"),
+            ),
+            (
+                "header remove host",
+                route(json!({"headers": {"request": {"remove": ["Host"]}}})),
+                Error("cannot set Host header"),
+            ),
+            (
+                "header value",
+                route(json!({"headers": {"response": {"set": {"x": "abcd%oijasodifj"}}}})),
+                Error("Un-terminated variable expression"),
+            ),
+            (
+                "authority twice",
+                route(
+                    json!({"rewrite": {"authority": "a"}, "headers": {"request": {"set": {":authority": "b"}}}}),
+                ),
+                Error("authority header cannot be set multiple times"),
+            ),
+            (
+                "redirect ok",
+                json!({"hosts": ["r"], "http": [{"redirect": {"scheme": "https", "port": 443, "redirectCode": 308}}]}),
+                Valid,
+            ),
+            (
+                "redirect code",
+                json!({"hosts": ["r"], "http": [{"redirect": {"uri": "/", "redirectCode": 200}}]}),
+                Error("200 is not a valid redirect code"),
+            ),
+            (
+                "redirect scheme",
+                json!({"hosts": ["r"], "http": [{"redirect": {"scheme": "HTTPS"}}]}),
+                Error("invalid redirect scheme"),
+            ),
+            (
+                "redirect empty",
+                json!({"hosts": ["r"], "http": [{"redirect": {}}]}),
+                Error("redirect must specify URI, authority, scheme, or port"),
+            ),
+            (
+                "prefix rewrite regex",
+                json!({"hosts": ["r"], "http": [{"match": [{"uri": {"regex": "/a.*"}}], "redirect": {"prefixRewrite": "/b"}}]}),
+                Error("prefix_rewrite requires all URI matches"),
+            ),
+            (
+                "direct response",
+                json!({"hosts": ["r"], "http": [{"directResponse": {"status": 503, "body": {"string": "down"}}}]}),
+                Valid,
+            ),
+            (
+                "direct response status",
+                json!({"hosts": ["r"], "http": [{"directResponse": {"status": 100}}]}),
+                Error("HTTP status 100 is not in range 200-599"),
+            ),
+            (
+                "direct response big",
+                json!({"hosts": ["r"], "http": [{"directResponse": {"status": 200, "body": {"string": "x".repeat(200 << 10)}}}]}),
+                Warning("large direct_responses"),
+            ),
+            (
+                "rewrite empty",
+                route(json!({"rewrite": {}})),
+                Error("rewrite must specify at least one of URI"),
+            ),
+            (
+                "rewrite regex",
+                route(
+                    json!({"rewrite": {"uriRegexRewrite": {"match": "^/a/(.*)", "rewrite": "/\\1"}}}),
+                ),
+                Valid,
+            ),
+            (
+                "rewrite regex missing",
+                route(json!({"rewrite": {"uriRegexRewrite": {"match": "^/a"}}})),
+                Error("requires both Rewrite and Match"),
+            ),
+            (
+                "two catch-alls",
+                json!({"hosts": ["r"], "http": [{"route": [{"destination": {"host": "a"}}]}, {"route": [{"destination": {"host": "b"}}]}]}),
+                Warning("rule #1 not used (only the last rule can have no matches)"),
+            ),
             (
                 "duplicate match",
                 json!({"hosts": ["r"], "http": [
@@ -1304,27 +1640,111 @@ mod tests {
                     {"match": [{"uri": {"prefix": "/api/v1/product"}}, {"uri": {"prefix": "/api/v1/products"}}], "route": [{"destination": {"host": "a"}}]}]}),
                 Warning("of prefix /api/v1/products is not used"),
             ),
-            ("legacy gateway", json!({"hosts": ["r"], "gateways": ["gw.ns"], "http": [{"route": [{"destination": {"host": "a"}}]}]}), Warning("legacy gatewayName format")),
-            ("gateway star", json!({"hosts": ["r"], "gateways": ["ns/*"], "http": [{"route": [{"destination": {"host": "a"}}]}]}), Error("invalid value for gateway name: \"*\"")),
-            ("gateway every entry", json!({"hosts": ["r"], "gateways": ["mesh", "b@d"], "http": [{"route": [{"destination": {"host": "a"}}]}]}), Error("spec.gateways[1]")),
-            ("delegate with gateways", json!({"gateways": ["ns/gw"], "http": [{"route": [{"destination": {"host": "a"}}]}]}), Error("delegate virtual service must have no gateways")),
-            ("root with route", json!({"hosts": ["r"], "http": [{"delegate": {"name": "d", "namespace": "ns"}, "route": [{"destination": {"host": "a"}}]}]}), Error("must not specify route")),
-            ("root ok", json!({"hosts": ["r"], "http": [{"delegate": {"name": "d", "namespace": "ns"}}]}), Valid),
-            ("delegate child delegating", json!({"http": [{"delegate": {"name": "d"}, "route": []}]}), Error("delegate HTTP route cannot contain delegate")),
-            ("tls route no match", json!({"hosts": ["a.b"], "tls": [{"route": [{"destination": {"host": "a"}}]}]}), Error("TLS route must have at least one match")),
-            ("tls sni", json!({"hosts": ["a.b"], "tls": [{"match": [{"sniHosts": ["c.d"]}], "route": [{"destination": {"host": "a"}}]}]}), Error("SNI host \"c.d\" is not a compatible subset")),
-            ("tls sni ok", json!({"hosts": ["*.b"], "tls": [{"match": [{"sniHosts": ["a.b"]}], "route": [{"destination": {"host": "a"}}]}]}), Valid),
-            ("tcp no route", json!({"hosts": ["a"], "tcp": [{"match": [{"port": 1}]}]}), Error("TCP route is required")),
-            ("tcp subnet", json!({"hosts": ["a"], "tcp": [{"match": [{"destinationSubnets": ["1.2.3.4/40"]}], "route": [{"destination": {"host": "a"}}]}]}), Error("not a valid CIDR block")),
-            ("tcp catch-alls", json!({"hosts": ["a"], "tcp": [{"route": [{"destination": {"host": "a"}}]}, {"route": [{"destination": {"host": "b"}}]}]}), Warning("not used")),
-            ("exportTo mix", json!({"hosts": ["r"], "exportTo": ["*", "ns1"], "http": [{"route": [{"destination": {"host": "a"}}]}]}), Error("cannot have both public (*) and non-public")),
-            ("exportTo tilde", json!({"hosts": ["r"], "exportTo": ["~"], "http": [{"route": [{"destination": {"host": "a"}}]}]}), Error("exportTo ~ (none) is not allowed")),
-            ("exportTo dup", json!({"hosts": ["r"], "exportTo": [".", "ns"], "http": [{"route": [{"destination": {"host": "a"}}]}]}), Error("duplicate entries in exportTo: . and current namespace ns")),
-            ("unknown field", route(json!({"retryPolicy": {}})), Error("spec.http[0].retryPolicy: unknown field")),
-            ("bad enum", json!({"hosts": ["r"], "http": [{"redirect": {"derivePort": "FOO"}}]}), Error("unknown value \"FOO\"")),
-            ("enum number", json!({"hosts": ["r"], "http": [{"redirect": {"derivePort": 1}}]}), Valid),
-            ("quoted int", json!({"hosts": ["r"], "http": [{"route": [{"destination": {"host": "r", "port": {"number": "8080"}}, "weight": "100"}]}]}), Valid),
-            ("wrong type", json!({"hosts": "r"}), Error("spec.hosts: expected a list")),
+            (
+                "legacy gateway",
+                json!({"hosts": ["r"], "gateways": ["gw.ns"], "http": [{"route": [{"destination": {"host": "a"}}]}]}),
+                Warning("legacy gatewayName format"),
+            ),
+            (
+                "gateway star",
+                json!({"hosts": ["r"], "gateways": ["ns/*"], "http": [{"route": [{"destination": {"host": "a"}}]}]}),
+                Error("invalid value for gateway name: \"*\""),
+            ),
+            (
+                "gateway every entry",
+                json!({"hosts": ["r"], "gateways": ["mesh", "b@d"], "http": [{"route": [{"destination": {"host": "a"}}]}]}),
+                Error("spec.gateways[1]"),
+            ),
+            (
+                "delegate with gateways",
+                json!({"gateways": ["ns/gw"], "http": [{"route": [{"destination": {"host": "a"}}]}]}),
+                Error("delegate virtual service must have no gateways"),
+            ),
+            (
+                "root with route",
+                json!({"hosts": ["r"], "http": [{"delegate": {"name": "d", "namespace": "ns"}, "route": [{"destination": {"host": "a"}}]}]}),
+                Error("must not specify route"),
+            ),
+            (
+                "root ok",
+                json!({"hosts": ["r"], "http": [{"delegate": {"name": "d", "namespace": "ns"}}]}),
+                Valid,
+            ),
+            (
+                "delegate child delegating",
+                json!({"http": [{"delegate": {"name": "d"}, "route": []}]}),
+                Error("delegate HTTP route cannot contain delegate"),
+            ),
+            (
+                "tls route no match",
+                json!({"hosts": ["a.b"], "tls": [{"route": [{"destination": {"host": "a"}}]}]}),
+                Error("TLS route must have at least one match"),
+            ),
+            (
+                "tls sni",
+                json!({"hosts": ["a.b"], "tls": [{"match": [{"sniHosts": ["c.d"]}], "route": [{"destination": {"host": "a"}}]}]}),
+                Error("SNI host \"c.d\" is not a compatible subset"),
+            ),
+            (
+                "tls sni ok",
+                json!({"hosts": ["*.b"], "tls": [{"match": [{"sniHosts": ["a.b"]}], "route": [{"destination": {"host": "a"}}]}]}),
+                Valid,
+            ),
+            (
+                "tcp no route",
+                json!({"hosts": ["a"], "tcp": [{"match": [{"port": 1}]}]}),
+                Error("TCP route is required"),
+            ),
+            (
+                "tcp subnet",
+                json!({"hosts": ["a"], "tcp": [{"match": [{"destinationSubnets": ["1.2.3.4/40"]}], "route": [{"destination": {"host": "a"}}]}]}),
+                Error("not a valid CIDR block"),
+            ),
+            (
+                "tcp catch-alls",
+                json!({"hosts": ["a"], "tcp": [{"route": [{"destination": {"host": "a"}}]}, {"route": [{"destination": {"host": "b"}}]}]}),
+                Warning("not used"),
+            ),
+            (
+                "exportTo mix",
+                json!({"hosts": ["r"], "exportTo": ["*", "ns1"], "http": [{"route": [{"destination": {"host": "a"}}]}]}),
+                Error("cannot have both public (*) and non-public"),
+            ),
+            (
+                "exportTo tilde",
+                json!({"hosts": ["r"], "exportTo": ["~"], "http": [{"route": [{"destination": {"host": "a"}}]}]}),
+                Error("exportTo ~ (none) is not allowed"),
+            ),
+            (
+                "exportTo dup",
+                json!({"hosts": ["r"], "exportTo": [".", "ns"], "http": [{"route": [{"destination": {"host": "a"}}]}]}),
+                Error("duplicate entries in exportTo: . and current namespace ns"),
+            ),
+            (
+                "unknown field",
+                route(json!({"retryPolicy": {}})),
+                Error("spec.http[0].retryPolicy: unknown field"),
+            ),
+            (
+                "bad enum",
+                json!({"hosts": ["r"], "http": [{"redirect": {"derivePort": "FOO"}}]}),
+                Error("unknown value \"FOO\""),
+            ),
+            (
+                "enum number",
+                json!({"hosts": ["r"], "http": [{"redirect": {"derivePort": 1}}]}),
+                Valid,
+            ),
+            (
+                "quoted int",
+                json!({"hosts": ["r"], "http": [{"route": [{"destination": {"host": "r", "port": {"number": "8080"}}, "weight": "100"}]}]}),
+                Valid,
+            ),
+            (
+                "wrong type",
+                json!({"hosts": "r"}),
+                Error("spec.hosts: expected a list"),
+            ),
         ];
         run_table("networking.istio.io/v1", "VirtualService", &cases);
     }
