@@ -172,6 +172,11 @@ pub fn validate_traffic_policy(r: &mut Report, meta: &Metadata, tp: &TrafficPoli
         }
     }
     if let Some(rb) = &tp.retry_budget {
+        check_duration(
+            r,
+            &p.field("retryBudget").field("budgetInterval"),
+            &rb.budget_interval,
+        );
         if let Some(pct) = rb.percent {
             if !(0.0..=100.0).contains(&pct) {
                 r.err(
@@ -212,6 +217,15 @@ pub fn validate_outlier_detection(r: &mut Report, od: &OutlierDetection, p: &Pat
     }
     if let Err(e) = validate_percent(i64::from(od.min_health_percent)) {
         r.err(&p.field("minHealthPercent"), e);
+    }
+    let cp = p.field("outlierDetectionHttpErrorCodes");
+    for (i, c) in od.outlier_detection_http_error_codes.iter().enumerate() {
+        if !(100..=599).contains(c) {
+            r.err(
+                &cp.index(i),
+                format!("HTTP error code {c} must be in range 100..599"),
+            );
+        }
     }
 }
 

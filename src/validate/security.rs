@@ -378,7 +378,7 @@ fn validate_rule(r: &mut Report, action: Action, rule: &Rule, n: usize, p: &Path
             continue;
         };
         let sp = ip.field("source");
-        let lists: [(&str, &Vec<String>); 12] = [
+        let lists: [(&str, &Vec<String>); 14] = [
             ("principals", &s.principals),
             ("notPrincipals", &s.not_principals),
             ("requestPrincipals", &s.request_principals),
@@ -391,6 +391,8 @@ fn validate_rule(r: &mut Report, action: Action, rule: &Rule, n: usize, p: &Path
             ("notIpBlocks", &s.not_ip_blocks),
             ("remoteIpBlocks", &s.remote_ip_blocks),
             ("notRemoteIpBlocks", &s.not_remote_ip_blocks),
+            ("trustDomains", &s.trust_domains),
+            ("notTrustDomains", &s.not_trust_domains),
         ];
         if lists.iter().all(|(_, l)| l.is_empty()) {
             r.err(
@@ -428,6 +430,8 @@ fn validate_rule(r: &mut Report, action: Action, rule: &Rule, n: usize, p: &Path
                 ("notNamespaces", &s.not_namespaces),
                 ("serviceAccounts", &s.service_accounts),
                 ("notServiceAccounts", &s.not_service_accounts),
+                ("trustDomains", &s.trust_domains),
+                ("notTrustDomains", &s.not_trust_domains),
             ] {
                 if !l.is_empty() {
                     r.err(
