@@ -273,6 +273,11 @@ pub fn validate_server_tls(r: &mut Report, t: &ServerTlsSettings, p: &Path<'_>) 
                 !t.credential_names.is_empty(),
                 "credentialNames",
             ),
+            (
+                "caCertCredentialName",
+                !t.ca_cert_credential_name.is_empty(),
+                "caCertCredentialName",
+            ),
         ];
         for (field, set, what) in checks {
             if set {
@@ -301,6 +306,7 @@ pub fn validate_server_tls(r: &mut Report, t: &ServerTlsSettings, p: &Path<'_>) 
         || !t.private_key.is_empty()
         || !t.ca_certificates.is_empty()
         || has_creds
+        || !t.ca_cert_credential_name.is_empty()
         || !t.tls_certificates.is_empty())
     {
         r.warn(
@@ -366,6 +372,7 @@ pub fn validate_server_tls(r: &mut Report, t: &ServerTlsSettings, p: &Path<'_>) 
                 r.err(&p.field("caCrl"), "CRL is not supported with SIMPLE TLS");
             }
         } else if t.ca_certificates.is_empty()
+            && t.ca_cert_credential_name.is_empty()
             && !t
                 .tls_certificates
                 .iter()
