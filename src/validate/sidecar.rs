@@ -274,12 +274,11 @@ pub fn validate(r: &mut Report, meta: &Metadata, sc: &Sidecar) {
 
     if let Some(otp) = &sc.outbound_traffic_policy {
         let op = spec.field("outboundTrafficPolicy");
-        match otp.mode {
-            OutboundMode::AllowAnyDynamicDns => r.err(
+        if otp.mode == OutboundMode::AllowAnyDynamicDns {
+            r.err(
                 &op.field("mode"),
                 "sidecar: ALLOW_ANY_DYNAMIC_DNS mode is only supported in MeshConfig, not in Sidecar resource",
-            ),
-            _ => {}
+            );
         }
         if let Some(ep) = &otp.egress_proxy {
             let epp = op.field("egressProxy");
