@@ -185,13 +185,13 @@ fn is_wildcard_label(s: &str) -> bool {
     }
 }
 
-fn check_dns_labels(whole: &str, domain: &str) -> Result<(), String> {
+fn check_dns_labels(_whole: &str, domain: &str) -> Result<(), String> {
     let labels: Vec<&str> = domain.split('.').collect();
     let n = labels.len();
     let tld = labels.last().copied().unwrap_or("");
     if !tld.is_empty() && tld.parse::<i64>().is_ok() {
         return Err(format!(
-            "domain name {whole:?} invalid (top level domain {tld:?} cannot be all-numeric)"
+            "domain name {domain:?} invalid (top level domain {tld:?} cannot be all-numeric)"
         ));
     }
     for (i, l) in labels.iter().enumerate() {
