@@ -891,6 +891,34 @@ mod tests {
                 Warning("outlier detection policy must be provided for failover"),
             ),
             (
+                "locality overlap",
+                tp(
+                    json!({"outlierDetection": {"interval": "1s"}, "loadBalancer": {"localityLbSetting": {"distribute": [
+                    {"from": "us-west/*", "to": {"us-west/z1/*": 50, "us-west/z2/*": 50}},
+                    {"from": "us-west/z1/*", "to": {"us-east/*": 100}}]}}}),
+                ),
+                Error("locality us-west/z1/* overlap with previous specified ones"),
+            ),
+            (
+                "zone aware failover",
+                tp(
+                    json!({"outlierDetection": {"interval": "1s"}, "loadBalancer": {"zoneAwareLbSetting": {"failover": [{"from": "a/b", "to": "c"}]}}}),
+                ),
+                Error("zone aware lb failover only specifies region"),
+            ),
+            (
+                "maglev one",
+                tp(
+                    json!({"loadBalancer": {"consistentHash": {"useSourceIp": true, "maglev": {"tableSize": 1}}}}),
+                ),
+                Valid,
+            ),
+            (
+                "configmap ok",
+                json!({"host": "r", "trafficPolicy": {"tls": {"mode": "SIMPLE", "credentialName": "configmap://ns/ca"}}}),
+                Valid,
+            ),
+            (
                 "locality and zone",
                 tp(
                     json!({"loadBalancer": {"localityLbSetting": {"enabled": true}, "zoneAwareLbSetting": {"enabled": true}}}),
