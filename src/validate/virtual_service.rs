@@ -1238,21 +1238,37 @@ fn covers(a: &PrefixMatch, b: &PrefixMatch) -> bool {
 }
 
 fn report_overlapping_prefixes(r: &mut Report, p: &Path<'_>, entries: &[PrefixMatch]) {
-    for (i, a) in entries.iter().enumerate() {
-        for b in entries.iter().skip(i + 1) {
-            if a.prefix == b.prefix || !covers(a, b) {
-                continue;
+    // Candidate pairs are those where the earlier prefix is a proper prefix of the later one:
+    // look every proper prefix of each entry up instead of comparing all pairs.
+    let mut by_prefix: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        by_prefix.entry(e.prefix.as_str()).or_default().push(i);
+    }
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
+    for (j, b) in entries.iter().enumerate() {
+        for (k, _) in b.prefix.char_indices().skip(1) {
+            if let Some(list) = by_prefix.get(&b.prefix[..k]) {
+                pairs.extend(list.iter().filter(|&&i| i < j).map(|&i| (i, j)));
             }
-            let rp = p.index(b.rule);
-            let mp = rp.field("match");
-            r.warn(
-                &mp.index(b.matchn),
-                format!(
-                    "virtualService rule {} match {} of prefix {} is not used (duplicate/overlapping match in rule {} of prefix {} on {})",
-                    b.route_str, b.match_str, b.prefix, a.match_str, a.prefix, a.route_str
-                ),
-            );
         }
+    }
+    pairs.sort_unstable();
+    for (i, j) in pairs {
+        let (Some(a), Some(b)) = (entries.get(i), entries.get(j)) else {
+            continue;
+        };
+        if !covers(a, b) {
+            continue;
+        }
+        let rp = p.index(b.rule);
+        let mp = rp.field("match");
+        r.warn(
+            &mp.index(b.matchn),
+            format!(
+                "virtualService rule {} match {} of prefix {} is not used (duplicate/overlapping match in rule {} of prefix {} on {})",
+                b.route_str, b.match_str, b.prefix, a.match_str, a.prefix, a.route_str
+            ),
+        );
     }
 }
 
