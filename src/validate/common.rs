@@ -17,6 +17,9 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// Text put before every error message (AuthorizationPolicy's `invalid policy name.ns: `).
     pub error_prefix: Option<String>,
+    /// (JSON name, spelling used) for fields the object wrote in proto (snake_case) spelling:
+    /// paths in messages use the user's spelling.
+    pub aliases: Vec<(String, String)>,
     regex_cache: HashMap<String, Result<(), String>>,
 }
 
@@ -28,6 +31,7 @@ impl Report {
             errors: Vec::new(),
             warnings: Vec::new(),
             error_prefix: None,
+            aliases: Vec::new(),
             regex_cache: HashMap::new(),
         }
     }
@@ -35,8 +39,9 @@ impl Report {
     /// Records an error at `path`.
     pub fn err(&mut self, p: &Path<'_>, msg: impl fmt::Display) {
         let pre = self.error_prefix.as_deref().unwrap_or("");
+        let path = self.path_text(p);
         self.errors
-            .push(format!("{}: {p}: {pre}{msg}", self.prefix));
+            .push(format!("{}: {path}: {pre}{msg}", self.prefix));
     }
 
     /// Records an error that has its own (already qualified) text.
@@ -46,7 +51,30 @@ impl Report {
 
     /// Records a warning at `path`.
     pub fn warn(&mut self, p: &Path<'_>, msg: impl fmt::Display) {
-        self.warnings.push(format!("{}: {p}: {msg}", self.prefix));
+        let path = self.path_text(p);
+        self.warnings
+            .push(format!("{}: {path}: {msg}", self.prefix));
+    }
+
+    /// Renders a path, with fields in the spelling the object used.
+    fn path_text(&self, p: &Path<'_>) -> String {
+        let mut text = p.to_string();
+        for (json, used) in &self.aliases {
+            let needle = format!(".{json}");
+            let mut out = String::with_capacity(text.len());
+            let mut rest = text.as_str();
+            while let Some(pos) = rest.find(&needle) {
+                let after = &rest[pos + needle.len()..];
+                let boundary = after.is_empty() || after.starts_with(['.', '[']);
+                out.push_str(&rest[..pos]);
+                out.push('.');
+                out.push_str(if boundary { used } else { json });
+                rest = after;
+            }
+            out.push_str(rest);
+            text = out;
+        }
+        text
     }
 
     /// Validates a regex once per validation (cached by pattern); see [`check_regex`].

@@ -1529,6 +1529,11 @@ mod tests {
                 Valid,
             ),
             (
+                "snake case path",
+                route(json!({"retries": {"attempts": 2, "retry_on": "5xx, reset"}})),
+                Error("spec.http[0].retries.retry_on: \" reset\" is not a valid retryOn policy"),
+            ),
+            (
                 "regex ok",
                 route(json!({"match": [{"uri": {"regex": "/usrv(/.*)?"}}]})),
                 Valid,
