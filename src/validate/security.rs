@@ -236,15 +236,24 @@ fn parse_jwks(s: &str) -> Result<Vec<usize>, String> {
         let Some(obj) = k.as_object() else {
             return Err("a key must be a JSON object".to_string());
         };
-        match obj.get("kty").and_then(Value::as_str) {
-            Some("oct") => private.push(i),
-            Some("RSA" | "EC" | "OKP") => {
-                if obj.contains_key("d") {
-                    private.push(i);
-                }
-            }
+        let kty = match obj.get("kty").and_then(Value::as_str) {
+            Some(k @ ("RSA" | "EC" | "OKP" | "oct")) => k,
             Some(other) => return Err(format!("unsupported key type {other:?}")),
             None => return Err("key has no \"kty\"".to_string()),
+        };
+        let required: &[&str] = match kty {
+            "RSA" => &["n", "e"],
+            "EC" => &["crv", "x", "y"],
+            "OKP" => &["crv", "x"],
+            _ => &["k"],
+        };
+        if let Some(missing) = required.iter().find(|f| !obj.contains_key(**f)) {
+            return Err(format!(
+                "key {i} ({kty}): required field {missing:?} is missing"
+            ));
+        }
+        if kty == "oct" || obj.contains_key("d") {
+            private.push(i);
         }
     }
     Ok(private)
