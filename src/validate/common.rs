@@ -593,7 +593,12 @@ pub fn is_token(s: &str) -> bool {
 
 /// A JWT claim pseudo-header key (`@request.auth.claims.x` or `@request.auth.claims[x]`).
 pub fn is_jwt_claim_key(s: &str) -> bool {
-    match s.strip_prefix("@request.auth.claims") {
+    const PREFIX: &str = "@request.auth.claims";
+    let rest = match s.get(..PREFIX.len()) {
+        Some(head) if head.eq_ignore_ascii_case(PREFIX) => s.get(PREFIX.len()..),
+        _ => None,
+    };
+    match rest {
         Some(rest) => {
             (rest.starts_with('.') && rest.len() > 1)
                 || (rest.starts_with('[') && rest.ends_with(']') && rest.len() > 2)
