@@ -73,6 +73,16 @@ pub const MAX_WARNING_LEN: usize = 255;
 /// Unknown kinds in the Istio groups give an error in the verdict; kinds outside the Istio groups
 /// give `Err(NotIstio)`.
 pub fn validate_object(obj: &Value, mode: Mode) -> Result<Verdict, ValidateError> {
+    validate_object_in(obj, mode, "default")
+}
+
+/// Like [`validate_object`], for an object without `metadata.namespace` that belongs to
+/// `namespace` (the webhook passes `request.namespace`; the CLI uses `default`, as istioctl does).
+pub fn validate_object_in(
+    obj: &Value,
+    mode: Mode,
+    namespace: &str,
+) -> Result<Verdict, ValidateError> {
     let map = obj.as_object().ok_or(ValidateError::NotAnObject)?;
     let api_version = map
         .get("apiVersion")
@@ -85,7 +95,10 @@ pub fn validate_object(obj: &Value, mode: Mode) -> Result<Verdict, ValidateError
     let (group, version) = split_api_version(api_version);
     let lookup = object::lookup(group, kind_name);
     let mut d = Decoder::new(mode == Mode::Strict);
-    let meta = Metadata::decode(map.get("metadata"), &mut d);
+    let mut meta = Metadata::decode(map.get("metadata"), &mut d);
+    if !namespace.is_empty() && !has_namespace(map.get("metadata")) {
+        meta.namespace = namespace.to_string();
+    }
     let mut r = Report::new(kind_name, &meta.namespace, &meta.name);
     match lookup {
         Lookup::NotIstio => {
@@ -150,6 +163,12 @@ pub fn validate_spec(r: &mut Report, meta: &Metadata, spec: &Spec) {
         Spec::AuthorizationPolicy(s) => security::validate_authorization_policy(r, meta, s),
         Spec::RequestAuthentication(s) => security::validate_request_authentication(r, meta, s),
     }
+}
+
+fn has_namespace(meta: Option<&Value>) -> bool {
+    meta.and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty())
 }
 
 fn finish(r: Report) -> Verdict {
