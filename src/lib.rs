@@ -8,6 +8,8 @@
 //! - [`telemetry`]: tracing setup, the metrics registry and the `:15014` admin server.
 //! - [`app`]: wiring for `meshd serve`; owns every long-lived task.
 //! - [`cli`]: clap definitions, one file per subcommand.
+//! - [`istio`]: typed Istio API objects and their Istio-compatible decoding.
+//! - [`validate`]: Istio config validation (webhook and `meshd validate`).
 
 pub mod admission;
 pub mod app;
