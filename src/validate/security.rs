@@ -209,6 +209,15 @@ fn validate_jwt_rule(r: &mut Report, rule: &JwtRule, p: &Path<'_>) {
         }
     }
     check_duration(r, &p.field("timeout"), &rule.timeout);
+    let sp = p.field("spaceDelimitedClaims");
+    for (i, c) in rule.space_delimited_claims.iter().enumerate() {
+        if c.is_empty() {
+            r.err(
+                &sp.index(i),
+                "space delimited claim must be non-empty string",
+            );
+        }
+    }
 }
 
 fn validate_jwks_uri(uri: &str) -> Result<(), String> {
