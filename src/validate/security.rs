@@ -148,6 +148,9 @@ fn validate_jwt_rule(r: &mut Report, rule: &JwtRule, p: &Path<'_>) {
             "issuer or jwksUri must be non-empty string",
         );
     }
+    if !rule.jwks_uri.is_empty() && !rule.jwks.is_empty() {
+        r.err(&p.field("jwks"), "only one of jwks or jwksUri can be set");
+    }
     if !rule.jwks_uri.is_empty() {
         if let Err(e) = validate_jwks_uri(&rule.jwks_uri) {
             r.err(&p.field("jwksUri"), e);
