@@ -45,6 +45,21 @@ impl Verdict {
     pub fn is_valid(&self) -> bool {
         self.errors.is_empty()
     }
+
+    /// The text of an admission denial, Istio-style and deterministic:
+    /// `configuration is invalid: <error>` or `configuration is invalid: N errors occurred: a; b`.
+    /// `None` when the object is valid.
+    pub fn denial_message(&self) -> Option<String> {
+        match self.errors.as_slice() {
+            [] => None,
+            [one] => Some(format!("configuration is invalid: {one}")),
+            many => Some(format!(
+                "configuration is invalid: {} errors occurred: {}",
+                many.len(),
+                many.join("; ")
+            )),
+        }
+    }
 }
 
 /// Why an object could not be validated at all.
@@ -317,6 +332,22 @@ mod tests {
             "spec": {"servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["a.b"]}]}});
         let v = validate_object(&o, Mode::Strict).unwrap();
         assert!(v.errors[0].contains("unsupported annotation istio.io/dry-run"));
+    }
+
+    #[test]
+    fn denial_message() {
+        let mut v = Verdict::default();
+        assert_eq!(v.denial_message(), None);
+        v.errors.push("a".into());
+        assert_eq!(
+            v.denial_message().as_deref(),
+            Some("configuration is invalid: a")
+        );
+        v.errors.push("b".into());
+        assert_eq!(
+            v.denial_message().as_deref(),
+            Some("configuration is invalid: 2 errors occurred: a; b")
+        );
     }
 
     #[test]
