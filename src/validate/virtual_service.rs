@@ -1526,6 +1526,29 @@ mod tests {
                 Valid,
             ),
             (
+                "sni outbound host",
+                json!({"hosts": ["outbound_.9090_._.grpc.mesh.svc.cluster.local"], "gateways": ["ns1/east"],
+                    "tls": [{"match": [{"sniHosts": ["outbound_.9090_._.grpc.mesh.svc.cluster.local"]}],
+                        "route": [{"destination": {"host": "grpc.mesh.svc.cluster.local"}}]}]}),
+                Valid,
+            ),
+            (
+                "overlap with explicit GET",
+                json!({"hosts": ["shop.example"], "http": [{"match": [
+                    {"uri": {"prefix": "/cart"}},
+                    {"uri": {"prefix": "/cart/items"}, "method": {"exact": "GET"}}],
+                    "route": [{"destination": {"host": "cart"}}]}]}),
+                Warning("of prefix /cart/items is not used (duplicate/overlapping match in rule #0 of prefix /cart on #0)"),
+            ),
+            (
+                "no overlap for exact uri",
+                json!({"hosts": ["shop.example"], "http": [{"match": [
+                    {"uri": {"prefix": "/"}},
+                    {"uri": {"exact": "/"}, "method": {"exact": "GET"}}],
+                    "route": [{"destination": {"host": "cart"}}]}]}),
+                Valid,
+            ),
+            (
                 "snake case path",
                 route(json!({"retries": {"attempts": 2, "retry_on": "5xx, reset"}})),
                 Error("spec.http[0].retries.retry_on: \" reset\" is not a valid retryOn policy"),
