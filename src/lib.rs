@@ -10,6 +10,7 @@
 //! - [`istio`]: typed Istio API objects with lenient and strict decoding.
 //! - [`validate`]: validation rules per Istio kind (pure).
 //! - [`server`]: HTTPS/HTTP serving with timeouts and graceful shutdown.
+//! - [`manifest`]: deployment manifests rendered from `deploy/` profiles and templates.
 //! - [`cli`]: clap definitions, one file per subcommand.
 
 pub mod admission;

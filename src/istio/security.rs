@@ -114,6 +114,8 @@ message! {
         not_ip_blocks: Vec<String>,
         remote_ip_blocks: Vec<String>,
         not_remote_ip_blocks: Vec<String>,
+        trust_domains: Vec<String>,
+        not_trust_domains: Vec<String>,
     }
 }
 
@@ -166,6 +168,16 @@ message! {
         forward_original_token: bool,
         output_claim_to_headers: Vec<ClaimToHeader>,
         timeout: Option<Duration>,
+        space_delimited_claims: Vec<String>,
+        presence: JwtPresence,
+    }
+}
+
+proto_enum! {
+    /// Whether the JWT must be present in the request.
+    pub enum JwtPresence {
+        Optional = 0 => "OPTIONAL",
+        Required = 1 => "REQUIRED",
     }
 }
 
