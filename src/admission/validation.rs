@@ -46,7 +46,8 @@ fn validate_review(metrics: &Metrics, review: &Review) -> Response {
             ..Response::deny("request.object is missing: nothing to validate")
         };
     };
-    match validate::validate_object(obj, Mode::Lenient) {
+    let namespace = req.namespace.as_deref().unwrap_or("");
+    match validate::validate_object_in(obj, Mode::Lenient, namespace) {
         Err(e) => {
             failed(metrics, "unknown_type");
             Response {

@@ -39,10 +39,13 @@ pub struct KubeInjectOutput {
     pub warnings: Vec<String>,
 }
 
+/// (path of the pod template, path of the object whose `metadata` injection uses).
+type TemplatePaths = (&'static [&'static str], &'static [&'static str]);
+
 /// Where a kind keeps its pod template, and whose `metadata` injection reads and writes.
 /// For CronJob that is the job template's metadata, as `istioctl kube-inject` does it (Istio
 /// quirk kept for output parity: the pod labels and annotations land on `jobTemplate.metadata`).
-fn template_path(kind: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
+fn template_path(kind: &str) -> Option<TemplatePaths> {
     match kind {
         "Deployment"
         | "DaemonSet"
@@ -136,7 +139,7 @@ fn inject_object(
             .unwrap_or("")
             .to_string(),
     };
-    let (pod, path): (Value, Option<(&[&str], &[&str])>) = if kind == "Pod" {
+    let (pod, path): (Value, Option<TemplatePaths>) = if kind == "Pod" {
         // A pod names its workload through its controller reference, as in the webhook.
         deploy_meta = super::meta::from_pod(&obj);
         (obj.clone(), None)
