@@ -200,6 +200,7 @@ fn main() {
         let (noop_rps, noop_lat, e1) = closed_loop(client.clone(), url("/noop"), body.clone(), conns, Duration::from_secs(secs)).await;
         let (inj_rps, inj_lat, e2) = closed_loop(client.clone(), url("/inject"), body.clone(), conns, Duration::from_secs(secs)).await;
         let (fixed, e3) = open_loop(client.clone(), url("/inject"), body.clone(), 1000, Duration::from_secs(secs)).await;
+        assert_eq!(e1 + e2 + e3, 0, "requests failed under load");
         println!("HTTPS keep-alive, HTTP/1.1, {conns} connections, {secs}s per phase, client and server on this machine");
         println!("noop    : {noop_rps:>8.0} req/s  p50 {:>6} µs  p99 {:>6} µs  errors {e1}", percentile(&noop_lat, 0.5), percentile(&noop_lat, 0.99));
         println!("inject  : {inj_rps:>8.0} req/s  p50 {:>6} µs  p99 {:>6} µs  errors {e2}", percentile(&inj_lat, 0.5), percentile(&inj_lat, 0.99));
