@@ -476,7 +476,17 @@ impl Injector {
         // Re-injection: strip what an earlier injection added, keeping what it recorded.
         let mut previous_probers: BTreeMap<String, Value> = BTreeMap::new();
         let overrides_json = annotations.get(ann::OVERRIDES).cloned();
-        let first_injection = overrides_json.is_none();
+        let already_injected = annotations.contains_key(ann::STATUS);
+        // The pod as it came, before an earlier injection is stripped: user containers named
+        // like template containers are looked up here.
+        let original_lists: [Vec<Value>; 2] = ["initContainers", "containers"].map(|l| {
+            pod["spec"]
+                .get(l)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        });
+        let mut previous_status: [Vec<String>; 2] = [Vec::new(), Vec::new()];
         if let Some(status) = annotations.get(ann::STATUS).cloned() {
             let status: Value = serde_json::from_str(&status).unwrap_or(Value::Null);
             let names = |k: &str| -> Vec<String> {
@@ -496,6 +506,7 @@ impl Injector {
                 names("volumes"),
                 names("imagePullSecrets"),
             );
+            previous_status = [inits.clone(), conts.clone()];
             let spec = &mut pod["spec"];
             let mut restored_prometheus: Vec<(String, String)> = Vec::new();
             for list in ["initContainers", "containers"] {
@@ -558,57 +569,56 @@ impl Injector {
             annotations.remove(ann::STATUS);
         }
 
-        // User overrides of injected containers (recorded ones win on re-injection).
-        let mut overrides: Vec<(String, Value)> = Vec::new();
+        // Overrides recorded by an earlier injection: (list index, container).
+        let mut recorded_overrides: Vec<(usize, Value)> = Vec::new();
         if let Some(text) = &overrides_json {
             let parsed: Value =
                 serde_json::from_str(text).map_err(|e| InjectError::Annotation {
                     key: ann::OVERRIDES,
                     message: format!("invalid JSON: {e}"),
                 })?;
-            for list in ["initContainers", "containers"] {
+            for (idx, list) in ["initContainers", "containers"].iter().enumerate() {
                 for c in parsed
-                    .get(list)
+                    .get(*list)
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
                 {
-                    if let Some(n) = name_of(c) {
-                        overrides.push((n.to_string(), c.clone()));
+                    recorded_overrides.push((idx, c.clone()));
+                }
+            }
+        }
+        // Recorded overrides go back into the pod (where the earlier injection removed them),
+        // so a re-injection merges exactly like the first injection did.
+        for (idx, c) in &recorded_overrides {
+            let Some(n) = name_of(c) else { continue };
+            let present = ["initContainers", "containers"].iter().any(|l| {
+                pod["spec"]
+                    .get(*l)
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| cs.iter().any(|x| name_of(x) == Some(n)))
+            });
+            if !present {
+                let list = if *idx == 0 {
+                    "initContainers"
+                } else {
+                    "containers"
+                };
+                if let Some(spec) = pod["spec"].as_object_mut() {
+                    let l = spec.entry(list).or_insert_with(|| json!([]));
+                    if let Some(a) = l.as_array_mut() {
+                        a.push(c.clone());
                     }
                 }
             }
         }
-        {
-            let spec = &mut pod["spec"];
-            for list in ["initContainers", "containers"] {
-                if let Some(cs) = list_mut(spec, list) {
-                    let mut kept = Vec::with_capacity(cs.len());
-                    for c in cs.drain(..) {
-                        match name_of(&c) {
-                            Some(n) if INJECTED_NAMES.contains(&n) => {
-                                if first_injection {
-                                    overrides.push((n.to_string(), c));
-                                }
-                            }
-                            _ => kept.push(c),
-                        }
-                    }
-                    *cs = kept;
-                }
+        // Templates see the pod without user definitions of injected containers.
+        let mut template_pod = pod.clone();
+        for list in ["initContainers", "containers"] {
+            if let Some(cs) = list_mut(&mut template_pod["spec"], list) {
+                cs.retain(|c| !name_of(c).is_some_and(|n| INJECTED_NAMES.contains(&n)));
             }
         }
-        for (_, c) in overrides.iter_mut() {
-            if let Some(o) = c.as_object_mut() {
-                if o.get("image").and_then(Value::as_str) == Some("auto") {
-                    o.remove("image");
-                }
-            }
-            if let Some(r) = c.get_mut("resources") {
-                quantity::canonicalize_resources(r);
-            }
-        }
-
         // Native or classic layout.
         let native = match annotations.get(ann::NATIVE_SIDECAR).map(String::as_str) {
             Some("true") => true,
@@ -633,7 +643,7 @@ impl Injector {
                 .truthy("global.proxy.holdApplicationUntilProxyStarts");
 
         let ctx = self.template_context(TemplateInputs {
-            pod: &pod,
+            pod: &template_pod,
             annotations: &annotations,
             labels: &labels,
             deploy_meta,
@@ -667,12 +677,7 @@ impl Injector {
             ("volumes", vec![]),
             ("imagePullSecrets", vec![]),
         ];
-        let app_containers_before: Vec<Value> = ["initContainers", "containers"]
-            .iter()
-            .filter_map(|l| pod["spec"].get(*l).and_then(Value::as_array))
-            .flatten()
-            .cloned()
-            .collect();
+        let mut rendered_all = Vec::with_capacity(expanded.len());
         for name in &expanded {
             let rendered = self.render_cached(name, &ctx)?;
             if let Some(spec) = rendered.get("spec") {
@@ -691,27 +696,67 @@ impl Injector {
                     }
                 }
             }
-            merge::strategic_merge(&mut pod, &rendered);
+            rendered_all.push(rendered);
+        }
+        // A user container the templates render in the other list (istio-proxy under native
+        // sidecars) moves to the template's list before merging.
+        for (from, to, names) in [
+            ("containers", "initContainers", &status_lists[0].1),
+            ("initContainers", "containers", &status_lists[1].1),
+        ] {
+            for name in names {
+                let moved = list_mut(&mut pod["spec"], from).and_then(|cs| {
+                    let i = cs.iter().position(|c| name_of(c) == Some(name.as_str()))?;
+                    Some(cs.remove(i))
+                });
+                if let (Some(c), Some(spec)) = (moved, pod["spec"].as_object_mut()) {
+                    let l = spec.entry(to).or_insert_with(|| json!([]));
+                    if let Some(a) = l.as_array_mut() {
+                        a.push(c);
+                    }
+                }
+            }
+        }
+        for rendered in &rendered_all {
+            merge::strategic_merge(&mut pod, rendered);
         }
 
-        // App containers a template also renders are user overrides of the template's fields,
-        // as in Istio: the user's own definition is merged back on top and recorded.
-        if first_injection {
-            for name in status_lists[0].1.iter().chain(status_lists[1].1.iter()) {
-                if INJECTED_NAMES.contains(&name.as_str())
-                    || overrides.iter().any(|(n, _)| n == name)
-                {
-                    continue;
-                }
-                if let Some(c) = app_containers_before
+        // Containers the templates render that the user also defined are overrides, merged
+        // back on top (as in Istio): first a recorded override, then, unless the earlier
+        // injection rendered that container itself, the pod's own definition.
+        let mut overrides: Vec<(String, Value)> = Vec::new();
+        for (idx, names) in [&status_lists[0].1, &status_lists[1].1]
+            .into_iter()
+            .enumerate()
+        {
+            for name in names {
+                let named = |c: &&Value| name_of(c) == Some(name.as_str());
+                let found = recorded_overrides
                     .iter()
-                    .find(|c| name_of(c) == Some(name))
-                {
-                    let mut c = c.clone();
+                    .filter(|(i, _)| *i == idx)
+                    .map(|(_, c)| c)
+                    .find(named)
+                    .or_else(|| recorded_overrides.iter().map(|(_, c)| c).find(named))
+                    .cloned()
+                    .or_else(|| {
+                        if previous_status[idx].iter().any(|n| n == name) {
+                            return None;
+                        }
+                        // Init containers may come from either list (the layout can change).
+                        let lists: &[usize] = if idx == 0 { &[0, 1] } else { &[1] };
+                        lists
+                            .iter()
+                            .find_map(|l| original_lists[*l].iter().find(named))
+                            .cloned()
+                    });
+                if let Some(mut c) = found {
                     if let Some(o) = c.as_object_mut() {
                         if o.get("image").and_then(Value::as_str) == Some("auto") {
                             o.remove("image");
                         }
+                    }
+                    if let Some(r) = c.get_mut("resources") {
+                        quantity::canonicalize_resources(r);
                     }
                     overrides.push((name.clone(), c));
                 }
@@ -730,10 +775,10 @@ impl Injector {
                 if let Some(c) = list_mut(&mut pod["spec"], l)
                     .and_then(|cs| cs.iter_mut().find(|c| name_of(c) == Some(name)))
                 {
-                    merge::merge_with(c, ov, merge::ListOrder::Append);
+                    merge::strategic_merge(c, ov);
                 }
             }
-            if first_injection {
+            if !already_injected {
                 let entry = recorded.entry(list).or_insert_with(|| json!([]));
                 if let Some(a) = entry.as_array_mut() {
                     a.push(ov.clone());
@@ -830,7 +875,7 @@ impl Injector {
                     a.insert((*k).to_string(), json!(v));
                 }
                 a.insert(ann::STATUS.into(), json!(status));
-                if first_injection && !recorded.is_empty() {
+                if !already_injected && overrides_json.is_none() && !recorded.is_empty() {
                     a.insert(
                         ann::OVERRIDES.into(),
                         json!(Value::Object(recorded).to_string()),
