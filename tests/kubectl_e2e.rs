@@ -233,7 +233,10 @@ fn pod(name: &str, ns: &str, labels: Value, annotations: Value) -> Value {
     let mut p = deployment_pod(name, annotations);
     p["metadata"]["name"] = json!(name);
     p["metadata"]["namespace"] = json!(ns);
-    p["metadata"].as_object_mut().unwrap().remove("generateName");
+    p["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("generateName");
     for (k, v) in labels.as_object().unwrap() {
         p["metadata"]["labels"][k] = v.clone();
     }
@@ -320,8 +323,10 @@ fn pod_is_injected_in_a_labeled_namespace_and_untouched_elsewhere() {
         "istio"
     );
     // kubectl's last-applied annotation survives the mutation, and the stand-in filled in metadata.
-    assert!(stored["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
-        .is_string());
+    assert!(
+        stored["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .is_string()
+    );
     assert!(stored["metadata"]["uid"].is_string());
     assert_eq!(c.mutating_calls("bookinfo"), [INJECTOR_NS]);
     let call = &c.api.webhook_calls()[0];
@@ -369,11 +374,17 @@ fn pod_is_injected_in_a_labeled_namespace_and_untouched_elsewhere() {
     assert!(out.ok, "{out}");
     let created: Value = serde_json::from_str(&out.stdout).unwrap();
     let name = created["metadata"]["name"].as_str().unwrap().to_string();
-    assert!(name.starts_with("details-5c9d7f6b8d-") && name.len() == 24, "{name}");
+    assert!(
+        name.starts_with("details-5c9d7f6b8d-") && name.len() == 24,
+        "{name}"
+    );
     let stored = c.get("pod", "bookinfo", &name).unwrap();
     assert!(is_injected(&stored));
     let last = c.api.webhook_calls().pop().unwrap();
-    assert_eq!((last.webhook.as_str(), last.name.as_str()), (INJECTOR_NS, ""));
+    assert_eq!(
+        (last.webhook.as_str(), last.name.as_str()),
+        (INJECTOR_NS, "")
+    );
 
     // Listing and deleting through kubectl.
     let out = c.kubectl(&["get", "pods", "-n", "bookinfo", "-o", "json"]);
@@ -402,22 +413,150 @@ fn selection_truth_table_holds_through_the_stand_in() {
     }
     let enabled = || Some(json!({"istio-injection": "enabled"}));
     let rows = [
-        Row { n: 1, ns: enabled(), labels: json!({}), annotations: json!({}), host_network: false, called: &[INJECTOR_NS], injected: true },
-        Row { n: 2, ns: enabled(), labels: json!({"sidecar.istio.io/inject": "false"}), annotations: json!({}), host_network: false, called: &[], injected: false },
-        Row { n: 3, ns: enabled(), labels: json!({}), annotations: json!({"sidecar.istio.io/inject": "false"}), host_network: false, called: &[INJECTOR_NS], injected: false },
-        Row { n: 4, ns: enabled(), labels: json!({"sidecar.istio.io/inject": "true"}), annotations: json!({"sidecar.istio.io/inject": "false"}), host_network: false, called: &[INJECTOR_NS], injected: true },
-        Row { n: 5, ns: enabled(), labels: json!({"sidecar.istio.io/inject": "false"}), annotations: json!({"sidecar.istio.io/inject": "true"}), host_network: false, called: &[], injected: false },
-        Row { n: 6, ns: Some(json!({"istio-injection": "disabled"})), labels: json!({"sidecar.istio.io/inject": "true"}), annotations: json!({}), host_network: false, called: &[], injected: false },
-        Row { n: 7, ns: Some(json!({})), labels: json!({"sidecar.istio.io/inject": "true"}), annotations: json!({}), host_network: false, called: &[INJECTOR_OBJ], injected: true },
-        Row { n: 8, ns: Some(json!({})), labels: json!({}), annotations: json!({"sidecar.istio.io/inject": "true"}), host_network: false, called: &[], injected: false },
-        Row { n: 9, ns: Some(json!({})), labels: json!({"istio.io/rev": "default"}), annotations: json!({}), host_network: false, called: &[INJECTOR_REV_OBJ], injected: true },
-        Row { n: 10, ns: Some(json!({})), labels: json!({"sidecar.istio.io/inject": "true", "istio.io/rev": "canary"}), annotations: json!({}), host_network: false, called: &[], injected: false },
-        Row { n: 11, ns: Some(json!({"istio.io/rev": "default"})), labels: json!({}), annotations: json!({}), host_network: false, called: &[INJECTOR_REV_NS], injected: true },
-        Row { n: 12, ns: Some(json!({"istio.io/rev": "canary"})), labels: json!({}), annotations: json!({}), host_network: false, called: &[], injected: false },
-        Row { n: 13, ns: Some(json!({"istio-injection": "enabled", "istio.io/rev": "canary"})), labels: json!({}), annotations: json!({}), host_network: false, called: &[INJECTOR_NS], injected: true },
-        Row { n: 14, ns: enabled(), labels: json!({}), annotations: json!({}), host_network: true, called: &[INJECTOR_NS], injected: false },
-        Row { n: 15, ns: None, labels: json!({}), annotations: json!({}), host_network: false, called: &[INJECTOR_NS], injected: false },
-        Row { n: 16, ns: Some(json!({})), labels: json!({}), annotations: json!({}), host_network: false, called: &[], injected: false },
+        Row {
+            n: 1,
+            ns: enabled(),
+            labels: json!({}),
+            annotations: json!({}),
+            host_network: false,
+            called: &[INJECTOR_NS],
+            injected: true,
+        },
+        Row {
+            n: 2,
+            ns: enabled(),
+            labels: json!({"sidecar.istio.io/inject": "false"}),
+            annotations: json!({}),
+            host_network: false,
+            called: &[],
+            injected: false,
+        },
+        Row {
+            n: 3,
+            ns: enabled(),
+            labels: json!({}),
+            annotations: json!({"sidecar.istio.io/inject": "false"}),
+            host_network: false,
+            called: &[INJECTOR_NS],
+            injected: false,
+        },
+        Row {
+            n: 4,
+            ns: enabled(),
+            labels: json!({"sidecar.istio.io/inject": "true"}),
+            annotations: json!({"sidecar.istio.io/inject": "false"}),
+            host_network: false,
+            called: &[INJECTOR_NS],
+            injected: true,
+        },
+        Row {
+            n: 5,
+            ns: enabled(),
+            labels: json!({"sidecar.istio.io/inject": "false"}),
+            annotations: json!({"sidecar.istio.io/inject": "true"}),
+            host_network: false,
+            called: &[],
+            injected: false,
+        },
+        Row {
+            n: 6,
+            ns: Some(json!({"istio-injection": "disabled"})),
+            labels: json!({"sidecar.istio.io/inject": "true"}),
+            annotations: json!({}),
+            host_network: false,
+            called: &[],
+            injected: false,
+        },
+        Row {
+            n: 7,
+            ns: Some(json!({})),
+            labels: json!({"sidecar.istio.io/inject": "true"}),
+            annotations: json!({}),
+            host_network: false,
+            called: &[INJECTOR_OBJ],
+            injected: true,
+        },
+        Row {
+            n: 8,
+            ns: Some(json!({})),
+            labels: json!({}),
+            annotations: json!({"sidecar.istio.io/inject": "true"}),
+            host_network: false,
+            called: &[],
+            injected: false,
+        },
+        Row {
+            n: 9,
+            ns: Some(json!({})),
+            labels: json!({"istio.io/rev": "default"}),
+            annotations: json!({}),
+            host_network: false,
+            called: &[INJECTOR_REV_OBJ],
+            injected: true,
+        },
+        Row {
+            n: 10,
+            ns: Some(json!({})),
+            labels: json!({"sidecar.istio.io/inject": "true", "istio.io/rev": "canary"}),
+            annotations: json!({}),
+            host_network: false,
+            called: &[],
+            injected: false,
+        },
+        Row {
+            n: 11,
+            ns: Some(json!({"istio.io/rev": "default"})),
+            labels: json!({}),
+            annotations: json!({}),
+            host_network: false,
+            called: &[INJECTOR_REV_NS],
+            injected: true,
+        },
+        Row {
+            n: 12,
+            ns: Some(json!({"istio.io/rev": "canary"})),
+            labels: json!({}),
+            annotations: json!({}),
+            host_network: false,
+            called: &[],
+            injected: false,
+        },
+        Row {
+            n: 13,
+            ns: Some(json!({"istio-injection": "enabled", "istio.io/rev": "canary"})),
+            labels: json!({}),
+            annotations: json!({}),
+            host_network: false,
+            called: &[INJECTOR_NS],
+            injected: true,
+        },
+        Row {
+            n: 14,
+            ns: enabled(),
+            labels: json!({}),
+            annotations: json!({}),
+            host_network: true,
+            called: &[INJECTOR_NS],
+            injected: false,
+        },
+        Row {
+            n: 15,
+            ns: None,
+            labels: json!({}),
+            annotations: json!({}),
+            host_network: false,
+            called: &[INJECTOR_NS],
+            injected: false,
+        },
+        Row {
+            n: 16,
+            ns: Some(json!({})),
+            labels: json!({}),
+            annotations: json!({}),
+            host_network: false,
+            called: &[],
+            injected: false,
+        },
     ];
     let mut failures = Vec::new();
     for row in rows {
@@ -433,7 +572,12 @@ fn selection_truth_table_holds_through_the_stand_in() {
                 "kube-system".to_string()
             }
         };
-        let mut p = pod(&format!("app-{}", row.n), &ns, row.labels.clone(), row.annotations.clone());
+        let mut p = pod(
+            &format!("app-{}", row.n),
+            &ns,
+            row.labels.clone(),
+            row.annotations.clone(),
+        );
         if row.host_network {
             p["spec"]["hostNetwork"] = json!(true);
         }
@@ -454,7 +598,10 @@ fn selection_truth_table_holds_through_the_stand_in() {
     }
     let ns = c.get("namespace", "", "kube-system").unwrap();
     assert_eq!(ns["metadata"]["labels"]["istio-injection"], "enabled");
-    assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "kube-system");
+    assert_eq!(
+        ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        "kube-system"
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -474,7 +621,11 @@ fn injector_policy_and_selectors_apply_behind_the_namespace_webhook() {
             "policy: enabled\nneverInjectSelector:\n- matchLabels:\n    never: \"yes\"\n",
             [
                 (json!({"never": "yes"}), json!({}), false),
-                (json!({"never": "yes"}), json!({"sidecar.istio.io/inject": "true"}), true),
+                (
+                    json!({"never": "yes"}),
+                    json!({"sidecar.istio.io/inject": "true"}),
+                    true,
+                ),
                 (json!({}), json!({}), true),
             ],
         ),
@@ -486,7 +637,10 @@ fn injector_policy_and_selectors_apply_behind_the_namespace_webhook() {
         c.namespace("apps", json!({"istio-injection": "enabled"}));
         for (i, (labels, annotations, want)) in cases.into_iter().enumerate() {
             let name = format!("app-{i}");
-            let out = c.apply(&pod(&name, "apps", labels.clone(), annotations.clone()).to_string(), &[]);
+            let out = c.apply(
+                &pod(&name, "apps", labels.clone(), annotations.clone()).to_string(),
+                &[],
+            );
             assert!(out.ok, "{out}");
             let stored = c.get("pod", "apps", &name).unwrap();
             assert_eq!(
@@ -505,7 +659,8 @@ fn virtual_services_are_validated_at_kubectl_apply() {
     c.namespace("bookinfo", json!({}));
 
     // A bad VirtualService is denied, naming the field.
-    let out = c.apply(BAD_VS, &[]);
+    let bad = c.file(BAD_VS);
+    let out = c.kubectl(&["apply", "--validate=false", "-f", &bad]);
     assert!(!out.ok, "{out}");
     let denied = format!("admission webhook \"{VALIDATOR}\" denied the request: ");
     assert!(out.stderr.contains("Error from server"), "{out}");
@@ -515,10 +670,18 @@ fn virtual_services_are_validated_at_kubectl_apply() {
         out.stderr.contains("spec.http[0].route[1].weight"),
         "the message names the field: {out}"
     );
-    assert!(c.api.get("networking.istio.io", "virtualservices", "bookinfo", "reviews").is_none());
+    assert!(c
+        .api
+        .get(
+            "networking.istio.io",
+            "virtualservices",
+            "bookinfo",
+            "reviews"
+        )
+        .is_none());
 
     // The same verdict under --dry-run=server, and nothing stored; the webhook saw dryRun.
-    let dry = c.apply(BAD_VS, &["--dry-run=server"]);
+    let dry = c.kubectl(&["apply", "--validate=false", "-f", &bad, "--dry-run=server"]);
     assert!(!dry.ok, "{dry}");
     assert_eq!(dry.stderr, out.stderr, "dry-run and real verdicts differ");
     let last = c.api.webhook_calls().pop().unwrap();
@@ -558,9 +721,18 @@ fn virtual_services_are_validated_at_kubectl_apply() {
     let still = c.get("virtualservice", "bookinfo", "reviews").unwrap();
     assert_eq!(still["spec"], stored["spec"]);
     // A good update goes through.
-    let out = c.apply(&GOOD_VS.replace("weight: 80", "weight: 70").replace("weight: 20", "weight: 30"), &[]);
+    let out = c.apply(
+        &GOOD_VS
+            .replace("weight: 80", "weight: 70")
+            .replace("weight: 20", "weight: 30"),
+        &[],
+    );
     assert!(out.ok, "{out}");
-    assert!(out.stdout.contains("virtualservice.networking.istio.io/reviews configured"), "{out}");
+    assert!(
+        out.stdout
+            .contains("virtualservice.networking.istio.io/reviews configured"),
+        "{out}"
+    );
     let updated = c.get("virtualservice", "bookinfo", "reviews").unwrap();
     assert_eq!(updated["spec"]["http"][0]["route"][0]["weight"], 70);
 
@@ -575,13 +747,29 @@ fn virtual_services_are_validated_at_kubectl_apply() {
     assert!(!warning_lines.is_empty(), "{out}");
     assert!(c.get("virtualservice", "bookinfo", "shadowed").is_some());
     // The same warning under dry run.
-    let dry = c.apply(&WARNING_VS.replace("name: shadowed", "name: shadowed-dry"), &["--dry-run=server"]);
+    let dry = c.apply(
+        &WARNING_VS.replace("name: shadowed", "name: shadowed-dry"),
+        &["--dry-run=server"],
+    );
     assert!(dry.ok, "{dry}");
-    let dry_warnings: Vec<&str> = dry.stderr.lines().filter(|l| l.starts_with("Warning: ")).collect();
+    let dry_warnings: Vec<String> = dry
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("Warning: "))
+        .map(|l| l.replace("shadowed-dry", "shadowed"))
+        .collect();
     assert_eq!(dry_warnings, warning_lines);
+    assert!(c
+        .get("virtualservice", "bookinfo", "shadowed-dry")
+        .is_none());
 
     // Other versions of the API reach the same validator; deletion works.
-    let out = c.apply(&BAD_VS.replace("networking.istio.io/v1", "networking.istio.io/v1beta1").replace("name: reviews", "name: reviews-beta"), &[]);
+    let out = c.apply(
+        &BAD_VS
+            .replace("networking.istio.io/v1", "networking.istio.io/v1beta1")
+            .replace("name: reviews", "name: reviews-beta"),
+        &[],
+    );
     assert!(!out.ok && out.stderr.contains(&denied), "{out}");
     let out = c.kubectl(&["delete", "virtualservice", "-n", "bookinfo", "reviews"]);
     assert!(out.ok, "{out}");
@@ -603,22 +791,34 @@ fn failure_policy_decides_when_meshd_is_unreachable() {
     c.namespace("plain", json!({}));
 
     // The injector is failurePolicy: Fail, so the pod is refused with kube-apiserver's error.
-    let out = c.apply(&pod("reviews-v1", "bookinfo", json!({}), json!({})).to_string(), &[]);
+    let out = c.apply(
+        &pod("reviews-v1", "bookinfo", json!({}), json!({})).to_string(),
+        &[],
+    );
     assert!(!out.ok, "{out}");
     let want = format!(
         "Internal error occurred: failed calling webhook \"{INJECTOR_NS}\": failed to call webhook: Post \"https://meshd.istio-system.svc:443/inject?timeout=10s\": dial tcp 127.0.0.1:{dead}: connect: connection refused"
     );
     assert!(out.stderr.contains(&want), "want {want}\n{out}");
-    assert!(out.stderr.contains("Error from server (InternalError)"), "{out}");
+    assert!(
+        out.stderr.contains("Error from server (InternalError)"),
+        "{out}"
+    );
     assert!(c.get("pod", "bookinfo", "reviews-v1").is_none());
     // A pod no webhook selects is not affected.
-    let out = c.apply(&pod("reviews-v1", "plain", json!({}), json!({})).to_string(), &[]);
+    let out = c.apply(
+        &pod("reviews-v1", "plain", json!({}), json!({})).to_string(),
+        &[],
+    );
     assert!(out.ok, "{out}");
 
     // The validator ships failurePolicy: Ignore: the request fails open.
     let out = c.apply(BAD_VS, &[]);
     assert!(out.ok, "{out}");
-    assert!(c.api.log().contains(&format!("Failed calling webhook, failing open {VALIDATOR}")));
+    assert!(c
+        .api
+        .log()
+        .contains(&format!("Failed calling webhook, failing open {VALIDATOR}")));
 }
 
 #[test]
@@ -639,13 +839,20 @@ fn webhook_timeout_and_an_untrusted_ca_are_enforced() {
     });
     c.namespace("bookinfo", json!({"istio-injection": "enabled"}));
     let start = Instant::now();
-    let out = c.apply(&pod("reviews-v1", "bookinfo", json!({}), json!({})).to_string(), &[]);
+    let out = c.apply(
+        &pod("reviews-v1", "bookinfo", json!({}), json!({})).to_string(),
+        &[],
+    );
     assert!(!out.ok, "{out}");
     let want = format!(
         "failed calling webhook \"{INJECTOR_NS}\": failed to call webhook: Post \"https://localhost:{hang_port}/inject?timeout=1s\": context deadline exceeded"
     );
     assert!(out.stderr.contains(&want), "want {want}\n{out}");
-    assert!(start.elapsed() < Duration::from_secs(8), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
     drop(hang);
 
     // caBundle of another CA: TLS verification fails, the injector (Fail) blocks the pod; with
@@ -668,10 +875,14 @@ fn webhook_timeout_and_an_untrusted_ca_are_enforced() {
         }
     });
     c.namespace("bookinfo", json!({"istio-injection": "enabled"}));
-    let out = c.apply(&pod("reviews-v1", "bookinfo", json!({}), json!({})).to_string(), &[]);
+    let out = c.apply(
+        &pod("reviews-v1", "bookinfo", json!({}), json!({})).to_string(),
+        &[],
+    );
     assert!(!out.ok, "{out}");
     assert!(
-        out.stderr.contains(&format!("failed calling webhook \"{INJECTOR_NS}\"")),
+        out.stderr
+            .contains(&format!("failed calling webhook \"{INJECTOR_NS}\"")),
         "{out}"
     );
     assert!(out.stderr.to_lowercase().contains("certificate"), "{out}");
@@ -684,7 +895,12 @@ fn webhook_timeout_and_an_untrusted_ca_are_enforced() {
     assert_eq!(docs[0]["kind"], "MutatingWebhookConfiguration");
     let out = c.apply(&docs[0].to_string(), &[]);
     assert!(out.ok && out.stdout.contains("configured"), "{out}");
-    let out = c.apply(&pod("reviews-v1", "bookinfo", json!({}), json!({})).to_string(), &[]);
+    let out = c.apply(
+        &pod("reviews-v1", "bookinfo", json!({}), json!({})).to_string(),
+        &[],
+    );
     assert!(out.ok, "{out}");
-    assert!(is_injected(&c.get("pod", "bookinfo", "reviews-v1").unwrap()));
+    assert!(is_injected(
+        &c.get("pod", "bookinfo", "reviews-v1").unwrap()
+    ));
 }

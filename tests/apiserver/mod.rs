@@ -324,7 +324,8 @@ impl ApiServer {
             counter: AtomicU64::new(1),
         });
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            let mut obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            let mut obj =
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             finish_create(&shared, &RESOURCES[0], &mut obj);
             let mut st = shared.store.lock().unwrap();
             st.resource_version += 1;
@@ -448,7 +449,7 @@ struct ApiError {
     code: u16,
     reason: String,
     message: String,
-    details: Option<Value>,
+    details: Option<Box<Value>>,
     warnings: Vec<String>,
 }
 
@@ -469,7 +470,9 @@ impl ApiError {
             "NotFound",
             format!("{} \"{name}\" not found", qualified(rt)),
         );
-        e.details = Some(json!({"name": name, "group": rt.group, "kind": rt.resource}));
+        e.details = Some(Box::new(
+            json!({"name": name, "group": rt.group, "kind": rt.resource}),
+        ));
         e
     }
 
@@ -486,7 +489,7 @@ impl ApiError {
             s["reason"] = json!(self.reason);
         }
         if let Some(d) = &self.details {
-            s["details"] = d.clone();
+            s["details"] = (**d).clone();
         }
         s
     }
@@ -610,12 +613,19 @@ async fn route(
                         v["apiVersion"] = json!("v1");
                         respond(200, &v, &[])
                     }
-                    None => error_response(ApiError::new(404, "NotFound", "the server could not find the requested resource")),
+                    None => error_response(ApiError::new(
+                        404,
+                        "NotFound",
+                        "the server could not find the requested resource",
+                    )),
                 }
             }
             ["api", "v1"] => return respond(200, &resource_list("", "v1"), &[]),
             ["apis", g, v] => {
-                if RESOURCES.iter().any(|r| r.group == *g && r.versions.contains(v)) {
+                if RESOURCES
+                    .iter()
+                    .any(|r| r.group == *g && r.versions.contains(v))
+                {
                     return respond(200, &resource_list(g, v), &[]);
                 }
                 return error_response(ApiError::new(
@@ -677,14 +687,22 @@ async fn route(
         dry_run: query.get("dryRun").is_some_and(|v| v == "All"),
     };
     let result = match (method.clone(), name) {
-        (Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => Err(
-            ApiError::new(405, "MethodNotAllowed", "watch is not supported by the test stand-in"),
-        ),
+        (Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
+            Err(ApiError::new(
+                405,
+                "MethodNotAllowed",
+                "watch is not supported by the test stand-in",
+            ))
+        }
         (Method::GET, None) => Ok((200, list(s, &req, &query), Vec::new())),
         (Method::GET, Some(n)) => get(s, &req, n).map(|o| (200, o, Vec::new())),
         (Method::POST, None) => {
             if rt.namespaced && ns.is_empty() {
-                Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"))
+                Err(ApiError::new(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ))
             } else {
                 create(s, &req, &body).await
             }
@@ -703,7 +721,11 @@ async fn route(
             patch(s, &req, n, &ct, &body).await
         }
         (Method::DELETE, Some(n)) => delete(s, &req, n).await,
-        _ => Err(ApiError::new(405, "MethodNotAllowed", format!("{method} is not supported here"))),
+        _ => Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!("{method} is not supported here"),
+        )),
     };
     match result {
         Ok((code, obj, warnings)) => respond(code, &obj, &warnings),
@@ -845,10 +867,15 @@ fn get(s: &Shared, req: &Req, name: &str) -> Result<Value, ApiError> {
 }
 
 fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("the body of the request was in an unknown format: {e}")))?;
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body of the request was in an unknown format: {e}"
+        ))
+    })?;
     if !v.is_object() {
-        return Err(ApiError::bad_request("the body of the request is not an object"));
+        return Err(ApiError::bad_request(
+            "the body of the request is not an object",
+        ));
     }
     Ok(v)
 }
@@ -902,7 +929,11 @@ fn finish_create(s: &Shared, rt: &ResourceType, obj: &mut Value) {
         .unwrap()
         .entry("metadata")
         .or_insert_with(|| json!({}));
-    let name = meta.get("name").and_then(|n| n.as_str()).unwrap_or("").to_string();
+    let name = meta
+        .get("name")
+        .and_then(|n| n.as_str())
+        .unwrap_or("")
+        .to_string();
     let generate = meta
         .get("generateName")
         .and_then(|n| n.as_str())
@@ -973,7 +1004,9 @@ fn require_namespace(s: &Shared, req: &Req) -> Result<(), ApiError> {
             "NotFound",
             format!("namespaces \"{}\" not found", req.namespace),
         );
-        e.details = Some(json!({"name": req.namespace, "kind": "namespaces"}));
+        e.details = Some(Box::new(
+            json!({"name": req.namespace, "kind": "namespaces"}),
+        ));
         return Err(e);
     }
     Ok(())
@@ -988,7 +1021,9 @@ fn store(s: &Shared, req: &Req, obj: &mut Value, create: bool) -> Result<(), Api
             "AlreadyExists",
             format!("{} \"{}\" already exists", qualified(&req.rt), key.3),
         );
-        e.details = Some(json!({"name": key.3, "group": req.rt.group, "kind": req.rt.resource}));
+        e.details = Some(Box::new(
+            json!({"name": key.3, "group": req.rt.group, "kind": req.rt.resource}),
+        ));
         return Err(e);
     }
     if req.dry_run {
@@ -1042,8 +1077,14 @@ async fn update_object(s: &Arc<Shared>, req: &Req, old: Value, mut obj: Value) -
             name_of(&obj)
         )));
     }
-    if let Some(rv) = obj.pointer("/metadata/resourceVersion").and_then(|v| v.as_str()) {
-        let cur = old.pointer("/metadata/resourceVersion").and_then(|v| v.as_str()).unwrap_or("");
+    if let Some(rv) = obj
+        .pointer("/metadata/resourceVersion")
+        .and_then(|v| v.as_str())
+    {
+        let cur = old
+            .pointer("/metadata/resourceVersion")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
         if rv != cur {
             return Err(ApiError::new(
                 409,
@@ -1091,7 +1132,13 @@ async fn update(s: &Arc<Shared>, req: &Req, name: &str, body: &[u8]) -> VerbResu
     update_object(s, req, old, obj).await
 }
 
-async fn patch(s: &Arc<Shared>, req: &Req, name: &str, content_type: &str, body: &[u8]) -> VerbResult {
+async fn patch(
+    s: &Arc<Shared>,
+    req: &Req,
+    name: &str,
+    content_type: &str,
+    body: &[u8],
+) -> VerbResult {
     let old = existing(s, req, name)?;
     let mut obj = old.clone();
     match content_type {
@@ -1160,8 +1207,15 @@ async fn delete(s: &Arc<Shared>, req: &Req, name: &str) -> VerbResult {
 
 fn merge_key(field: &str, sample: &Value) -> Option<&'static str> {
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env"
-        | "imagePullSecrets" | "resourceClaims" | "readinessGates" => Some("name"),
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets"
+        | "resourceClaims"
+        | "webhooks" => Some("name"),
+        "readinessGates" => Some("conditionType"),
         "volumeMounts" => Some("mountPath"),
         "volumeDevices" => Some("devicePath"),
         "hostAliases" => Some("ip"),
@@ -1202,7 +1256,10 @@ fn strategic_merge(target: &mut Value, patch: &Value) {
             continue;
         }
         if let Some(field) = k.strip_prefix("$deleteFromPrimitiveList/") {
-            if let (Some(list), Some(del)) = (t.get_mut(field).and_then(|l| l.as_array_mut()), v.as_array()) {
+            if let (Some(list), Some(del)) = (
+                t.get_mut(field).and_then(|l| l.as_array_mut()),
+                v.as_array(),
+            ) {
                 list.retain(|x| !del.contains(x));
             }
             continue;
@@ -1400,7 +1457,11 @@ fn matching_version(webhook: &Value, attrs: &Attrs) -> Option<String> {
         .map(|a| a.iter().collect())
         .unwrap_or_default();
     let req = attrs.req;
-    let matches = |v: &str| rules.iter().any(|r| rule_matches(r, attrs.operation, &req.rt, v));
+    let matches = |v: &str| {
+        rules
+            .iter()
+            .any(|r| rule_matches(r, attrs.operation, &req.rt, v))
+    };
     if matches(&req.version) {
         return Some(req.version.clone());
     }
@@ -1424,7 +1485,10 @@ fn webhook_selects(
     old: Option<&Value>,
 ) -> Result<bool, String> {
     let rt = &attrs.req.rt;
-    let ns_sel = webhook.get("namespaceSelector").cloned().unwrap_or(Value::Null);
+    let ns_sel = webhook
+        .get("namespaceSelector")
+        .cloned()
+        .unwrap_or(Value::Null);
     let ns_ok = if rt.resource == "namespaces" {
         let labels = obj.or(old).map(labels_of).unwrap_or_default();
         selector_matches(&ns_sel, &labels)?
@@ -1438,7 +1502,10 @@ fn webhook_selects(
     if !ns_ok {
         return Ok(false);
     }
-    let obj_sel = webhook.get("objectSelector").cloned().unwrap_or(Value::Null);
+    let obj_sel = webhook
+        .get("objectSelector")
+        .cloned()
+        .unwrap_or(Value::Null);
     let mut any = false;
     for o in [obj, old].into_iter().flatten() {
         if !o.is_null() && selector_matches(&obj_sel, &labels_of(o))? {
@@ -1480,7 +1547,10 @@ async fn call_webhook(
 ) -> Result<(Option<Value>, Vec<String>), CallError> {
     let name = webhook.get("name").and_then(|n| n.as_str()).unwrap_or("");
     let req = attrs.req;
-    if webhook.get("matchConditions").is_some_and(|m| m.as_array().is_some_and(|a| !a.is_empty())) {
+    if webhook
+        .get("matchConditions")
+        .is_some_and(|m| m.as_array().is_some_and(|a| !a.is_empty()))
+    {
         return Err(CallError::Failed(
             "matchConditions (CEL) are not supported by the test stand-in".into(),
         ));
@@ -1579,7 +1649,9 @@ async fn call_webhook(
         }
         format!("https://{host}:{port}{path}")
     } else {
-        return Err(CallError::Failed("clientConfig has neither url nor service".into()));
+        return Err(CallError::Failed(
+            "clientConfig has neither url nor service".into(),
+        ));
     };
     let sep = if url.contains('?') { '&' } else { '?' };
     let full_url = format!("{url}{sep}timeout={timeout}s");
@@ -1606,7 +1678,13 @@ async fn call_webhook(
         } else if text.contains("Connection refused") || text.contains("connection refused") {
             let addr = dial.clone().unwrap_or_else(|| {
                 e.url()
-                    .map(|u| format!("{}:{}", u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(443)))
+                    .map(|u| {
+                        format!(
+                            "{}:{}",
+                            u.host_str().unwrap_or(""),
+                            u.port_or_known_default().unwrap_or(443)
+                        )
+                    })
                     .unwrap_or_default()
             });
             format!("dial tcp {addr}: connect: connection refused")
@@ -1617,7 +1695,10 @@ async fn call_webhook(
     };
     let resp = send.map_err(|e| CallError::Failed(go_err(&e)))?;
     let status = resp.status();
-    let bytes = resp.bytes().await.map_err(|e| CallError::Failed(go_err(&e)))?;
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| CallError::Failed(go_err(&e)))?;
     if !status.is_success() {
         return Err(CallError::Failed(format!(
             "failed to call webhook: the server responded with the status code {} but did not return more information ({})",
@@ -1659,7 +1740,7 @@ async fn call_webhook(
             format!("{denied} without explanation")
         };
         let mut e = ApiError::new(if code < 400 { 400 } else { code as u16 }, reason, text);
-        e.details = st.get("details").cloned();
+        e.details = st.get("details").cloned().map(Box::new);
         e.warnings = warnings;
         return Err(CallError::Denied(e));
     }
@@ -1678,12 +1759,17 @@ async fn call_webhook(
         }
         let raw = base64::engine::general_purpose::STANDARD
             .decode(p64)
-            .map_err(|e| CallError::Failed(format!("received invalid webhook response: patch is not base64: {e}")))?;
+            .map_err(|e| {
+                CallError::Failed(format!(
+                    "received invalid webhook response: patch is not base64: {e}"
+                ))
+            })?;
         let p: json_patch::Patch = serde_json::from_slice(&raw)
             .map_err(|e| CallError::Failed(format!("received invalid webhook response: {e}")))?;
         let mut doc = convert(obj).unwrap_or(Value::Null);
-        json_patch::patch(&mut doc, &p.0)
-            .map_err(|e| CallError::Failed(format!("JSON patch from the webhook does not apply: {e}")))?;
+        json_patch::patch(&mut doc, &p.0).map_err(|e| {
+            CallError::Failed(format!("JSON patch from the webhook does not apply: {e}"))
+        })?;
         doc["apiVersion"] = json!(req.api_version());
         out = Some(doc);
     }
@@ -1731,10 +1817,15 @@ async fn run_webhook(
     if !selected {
         return Ok((false, None));
     }
-    let side_effects = webhook.get("sideEffects").and_then(|v| v.as_str()).unwrap_or("Unknown");
+    let side_effects = webhook
+        .get("sideEffects")
+        .and_then(|v| v.as_str())
+        .unwrap_or("Unknown");
     if attrs.req.dry_run && side_effects != "None" && side_effects != "NoneOnDryRun" {
         record(s, name, mutating, attrs, "error: no dry run".into());
-        let mut e = ApiError::bad_request(format!("admission webhook \"{name}\" does not support dry run"));
+        let mut e = ApiError::bad_request(format!(
+            "admission webhook \"{name}\" does not support dry run"
+        ));
         e.warnings = warnings.clone();
         return Err(e);
     }
@@ -1745,7 +1836,12 @@ async fn run_webhook(
                 name,
                 mutating,
                 attrs,
-                if patched.is_some() { "patched" } else { "allowed" }.into(),
+                if patched.is_some() {
+                    "patched"
+                } else {
+                    "allowed"
+                }
+                .into(),
             );
             warnings.extend(w);
             Ok((true, patched))
@@ -1760,10 +1856,16 @@ async fn run_webhook(
             record(s, name, mutating, attrs, format!("error: {why}"));
             let msg = format!("failed calling webhook \"{name}\": {why}");
             if fail_open {
-                s.note(format!("Failed calling webhook, failing open {name}: {msg}"));
+                s.note(format!(
+                    "Failed calling webhook, failing open {name}: {msg}"
+                ));
                 Ok((true, None))
             } else {
-                let mut e = ApiError::new(500, "InternalError", format!("Internal error occurred: {msg}"));
+                let mut e = ApiError::new(
+                    500,
+                    "InternalError",
+                    format!("Internal error occurred: {msg}"),
+                );
                 e.warnings = warnings.clone();
                 Err(e)
             }
@@ -1782,7 +1884,12 @@ async fn admit_mutating(
     let mut last_change: Option<usize> = None;
     let mut index = 0;
     for config in configurations(s, "mutatingwebhookconfigurations") {
-        for webhook in config.get("webhooks").and_then(|w| w.as_array()).into_iter().flatten() {
+        for webhook in config
+            .get("webhooks")
+            .and_then(|w| w.as_array())
+            .into_iter()
+            .flatten()
+        {
             let o = (!obj.is_null()).then_some(&obj);
             let before = obj.clone();
             let (called, patched) = run_webhook(s, webhook, attrs, o, old, true, warnings).await?;
@@ -1792,7 +1899,9 @@ async fn admit_mutating(
             if obj != before {
                 last_change = Some(index);
             }
-            if called && webhook.get("reinvocationPolicy").and_then(|r| r.as_str()) == Some("IfNeeded") {
+            if called
+                && webhook.get("reinvocationPolicy").and_then(|r| r.as_str()) == Some("IfNeeded")
+            {
                 invoked_if_needed.push((index, webhook.clone()));
             }
             index += 1;
@@ -1802,7 +1911,9 @@ async fn admit_mutating(
     for (i, webhook) in invoked_if_needed {
         if last_change.is_some_and(|c| c > i) {
             let o = (!obj.is_null()).then_some(&obj);
-            if let (_, Some(patched)) = run_webhook(s, &webhook, attrs, o, old, true, warnings).await? {
+            if let (_, Some(patched)) =
+                run_webhook(s, &webhook, attrs, o, old, true, warnings).await?
+            {
                 obj = patched;
             }
         }
@@ -1818,7 +1929,12 @@ async fn admit_validating(
     warnings: &mut Vec<String>,
 ) -> Result<(), ApiError> {
     for config in configurations(s, "validatingwebhookconfigurations") {
-        for webhook in config.get("webhooks").and_then(|w| w.as_array()).into_iter().flatten() {
+        for webhook in config
+            .get("webhooks")
+            .and_then(|w| w.as_array())
+            .into_iter()
+            .flatten()
+        {
             run_webhook(s, webhook, attrs, obj, old, false, warnings).await?;
         }
     }
@@ -1837,11 +1953,20 @@ mod tests {
         assert!(selector_matches(&notin, &labels).unwrap());
         let in_ = json!({"matchExpressions": [{"key": "istio-injection", "operator": "In", "values": ["enabled"]}]});
         assert!(selector_matches(&in_, &labels).unwrap());
-        let dne = json!({"matchExpressions": [{"key": "istio-injection", "operator": "DoesNotExist"}]});
+        let dne =
+            json!({"matchExpressions": [{"key": "istio-injection", "operator": "DoesNotExist"}]});
         assert!(!selector_matches(&dne, &labels).unwrap());
         assert!(selector_matches(&json!({}), &labels).unwrap());
-        assert!(selector_matches(&parse_selector_string("istio-injection=enabled,!x"), &labels).unwrap());
-        assert!(!selector_matches(&parse_selector_string("istio-injection notin (enabled)"), &labels).unwrap());
+        assert!(selector_matches(
+            &parse_selector_string("istio-injection=enabled,!x"),
+            &labels
+        )
+        .unwrap());
+        assert!(!selector_matches(
+            &parse_selector_string("istio-injection notin (enabled)"),
+            &labels
+        )
+        .unwrap());
     }
 
     #[test]
@@ -1852,6 +1977,9 @@ mod tests {
             &json!({"spec": {"$setElementOrder/containers": [{"name": "b"}, {"name": "a"}],
                 "containers": [{"name": "a", "image": "2"}, {"name": "b", "$patch": "delete"}]}}),
         );
-        assert_eq!(pod, json!({"spec": {"containers": [{"name": "a", "image": "2"}]}}));
+        assert_eq!(
+            pod,
+            json!({"spec": {"containers": [{"name": "a", "image": "2"}]}})
+        );
     }
 }
