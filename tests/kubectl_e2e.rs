@@ -50,6 +50,8 @@ struct Cluster {
     kubeconfig: PathBuf,
     kubectl: PathBuf,
     files: std::cell::Cell<u32>,
+    /// Further control-plane revisions (`install_revision`).
+    revisions: Vec<Server>,
 }
 
 fn kubectl_path() -> PathBuf {
@@ -59,12 +61,15 @@ fn kubectl_path() -> PathBuf {
     )
 }
 
-/// The webhook configurations `meshd manifest generate` renders (default profile).
-fn generated_webhook_configs() -> Vec<Value> {
-    let out = Command::new(meshd_bin())
-        .args(["manifest", "generate"])
-        .output()
-        .unwrap();
+/// The webhook configurations `meshd manifest generate [--revision R]` renders (default
+/// profile).
+fn generated_webhook_configs(revision: Option<&str>) -> Vec<Value> {
+    let mut cmd = Command::new(meshd_bin());
+    cmd.args(["manifest", "generate"]);
+    if let Some(r) = revision {
+        cmd.args(["--revision", r]);
+    }
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "meshd manifest generate: {}",
@@ -111,9 +116,16 @@ impl Cluster {
             kubeconfig,
             kubectl,
             files: std::cell::Cell::new(0),
+            revisions: Vec::new(),
         };
-        let ca = base64::engine::general_purpose::STANDARD.encode(c.meshd.ca_pem());
-        let mut docs = generated_webhook_configs();
+        c.install_webhooks(None, &c.meshd.ca_pem(), edit);
+        c
+    }
+
+    /// Applies the generated webhook configurations of `revision` with `ca` as caBundle.
+    fn install_webhooks(&self, revision: Option<&str>, ca: &[u8], edit: impl Fn(&mut Value)) {
+        let ca = base64::engine::general_purpose::STANDARD.encode(ca);
+        let mut docs = generated_webhook_configs(revision);
         for d in &mut docs {
             for w in d["webhooks"].as_array_mut().unwrap() {
                 w["clientConfig"]["caBundle"] = json!(ca);
@@ -125,15 +137,34 @@ impl Cluster {
             .map(|d| serde_norway::to_string(d).unwrap())
             .collect::<Vec<_>>()
             .join("---\n");
-        let out = c.apply(&yaml, &[]);
+        let out = self.apply(&yaml, &[]);
         assert!(out.ok, "installing webhook configurations: {out}");
+        let name = match revision {
+            Some(r) => format!("meshd-sidecar-injector-{r}"),
+            None => "meshd-sidecar-injector".into(),
+        };
         assert!(
-            out.stdout.contains(
-                "mutatingwebhookconfiguration.admissionregistration.k8s.io/meshd-sidecar-injector created"
-            ),
+            out.stdout.contains(&format!(
+                "mutatingwebhookconfiguration.admissionregistration.k8s.io/{name} created"
+            )),
             "{out}"
         );
-        c
+    }
+
+    /// Installs a second control plane: `meshd serve --revision R` behind the Service
+    /// `meshd-R.istio-system`, with the webhook configurations `manifest generate --revision R`
+    /// renders.
+    fn install_revision(&mut self, revision: &str) {
+        let service = format!("meshd-{revision}");
+        let meshd = Server::start(&["--revision", revision, "--service-name", &service]);
+        self.api.register_service(
+            &service,
+            "istio-system",
+            443,
+            format!("127.0.0.1:{}", meshd.webhook_port).parse().unwrap(),
+        );
+        self.install_webhooks(Some(revision), &meshd.ca_pem(), |_| {});
+        self.revisions.push(meshd);
     }
 
     fn kubectl(&self, args: &[&str]) -> Out {
@@ -192,6 +223,16 @@ impl Cluster {
             return None;
         }
         Some(serde_json::from_str(&out.stdout).unwrap())
+    }
+
+    /// The mutating webhooks called so far for objects in `ns`, as `configuration/webhook`.
+    fn mutating_calls_by_config(&self, ns: &str) -> Vec<String> {
+        self.api
+            .webhook_calls()
+            .into_iter()
+            .filter(|c| c.mutating && c.namespace == ns)
+            .map(|c| format!("{}/{}", c.configuration, c.webhook))
+            .collect()
     }
 
     /// The mutating webhooks called so far for objects in `ns`.
@@ -397,202 +438,84 @@ fn pod_is_injected_in_a_labeled_namespace_and_untouched_elsewhere() {
     assert!(c.get("pod", "bookinfo", "legacy").is_none());
 }
 
-/// spec/injection.md §1.3, the rows a single default-revision install decides (rows 10, 12 and
-/// 13 from the default revision's side: no canary control plane is installed).
+/// `k=v,k2=v2` as a JSON map.
+fn labels(spec: &str) -> Value {
+    let mut m = serde_json::Map::new();
+    for kv in spec.split(',').filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap();
+        m.insert(k.to_string(), json!(v));
+    }
+    Value::Object(m)
+}
+
+/// spec/injection.md §1.3 rows 1–16 through the stand-in, with two control planes installed as
+/// a cluster would have them: the default revision and a `canary` revision (each its own
+/// `meshd serve` with its own CA and generated webhook configurations). Rows 17 and 18 need
+/// injector settings: see the next test.
 #[test]
 fn selection_truth_table_holds_through_the_stand_in() {
-    let c = Cluster::new();
-    struct Row {
-        n: u32,
-        ns: Option<Value>, // None: use kube-system
-        labels: Value,
-        annotations: Value,
-        host_network: bool,
-        called: &'static [&'static str],
-        injected: bool,
-    }
-    let enabled = || Some(json!({"istio-injection": "enabled"}));
-    let rows = [
-        Row {
-            n: 1,
-            ns: enabled(),
-            labels: json!({}),
-            annotations: json!({}),
-            host_network: false,
-            called: &[INJECTOR_NS],
-            injected: true,
-        },
-        Row {
-            n: 2,
-            ns: enabled(),
-            labels: json!({"sidecar.istio.io/inject": "false"}),
-            annotations: json!({}),
-            host_network: false,
-            called: &[],
-            injected: false,
-        },
-        Row {
-            n: 3,
-            ns: enabled(),
-            labels: json!({}),
-            annotations: json!({"sidecar.istio.io/inject": "false"}),
-            host_network: false,
-            called: &[INJECTOR_NS],
-            injected: false,
-        },
-        Row {
-            n: 4,
-            ns: enabled(),
-            labels: json!({"sidecar.istio.io/inject": "true"}),
-            annotations: json!({"sidecar.istio.io/inject": "false"}),
-            host_network: false,
-            called: &[INJECTOR_NS],
-            injected: true,
-        },
-        Row {
-            n: 5,
-            ns: enabled(),
-            labels: json!({"sidecar.istio.io/inject": "false"}),
-            annotations: json!({"sidecar.istio.io/inject": "true"}),
-            host_network: false,
-            called: &[],
-            injected: false,
-        },
-        Row {
-            n: 6,
-            ns: Some(json!({"istio-injection": "disabled"})),
-            labels: json!({"sidecar.istio.io/inject": "true"}),
-            annotations: json!({}),
-            host_network: false,
-            called: &[],
-            injected: false,
-        },
-        Row {
-            n: 7,
-            ns: Some(json!({})),
-            labels: json!({"sidecar.istio.io/inject": "true"}),
-            annotations: json!({}),
-            host_network: false,
-            called: &[INJECTOR_OBJ],
-            injected: true,
-        },
-        Row {
-            n: 8,
-            ns: Some(json!({})),
-            labels: json!({}),
-            annotations: json!({"sidecar.istio.io/inject": "true"}),
-            host_network: false,
-            called: &[],
-            injected: false,
-        },
-        Row {
-            n: 9,
-            ns: Some(json!({})),
-            labels: json!({"istio.io/rev": "default"}),
-            annotations: json!({}),
-            host_network: false,
-            called: &[INJECTOR_REV_OBJ],
-            injected: true,
-        },
-        Row {
-            n: 10,
-            ns: Some(json!({})),
-            labels: json!({"sidecar.istio.io/inject": "true", "istio.io/rev": "canary"}),
-            annotations: json!({}),
-            host_network: false,
-            called: &[],
-            injected: false,
-        },
-        Row {
-            n: 11,
-            ns: Some(json!({"istio.io/rev": "default"})),
-            labels: json!({}),
-            annotations: json!({}),
-            host_network: false,
-            called: &[INJECTOR_REV_NS],
-            injected: true,
-        },
-        Row {
-            n: 12,
-            ns: Some(json!({"istio.io/rev": "canary"})),
-            labels: json!({}),
-            annotations: json!({}),
-            host_network: false,
-            called: &[],
-            injected: false,
-        },
-        Row {
-            n: 13,
-            ns: Some(json!({"istio-injection": "enabled", "istio.io/rev": "canary"})),
-            labels: json!({}),
-            annotations: json!({}),
-            host_network: false,
-            called: &[INJECTOR_NS],
-            injected: true,
-        },
-        Row {
-            n: 14,
-            ns: enabled(),
-            labels: json!({}),
-            annotations: json!({}),
-            host_network: true,
-            called: &[INJECTOR_NS],
-            injected: false,
-        },
-        Row {
-            n: 15,
-            ns: None,
-            labels: json!({}),
-            annotations: json!({}),
-            host_network: false,
-            called: &[INJECTOR_NS],
-            injected: false,
-        },
-        Row {
-            n: 16,
-            ns: Some(json!({})),
-            labels: json!({}),
-            annotations: json!({}),
-            host_network: false,
-            called: &[],
-            injected: false,
-        },
+    let mut c = Cluster::new();
+    c.install_revision("canary");
+    const DEF: &str = "meshd-sidecar-injector";
+    const CAN: &str = "meshd-sidecar-injector-canary";
+    let ns_ = |w: &str| format!("{DEF}/{w}");
+    let can = |w: &str| format!("{CAN}/{w}");
+    // (row, namespace labels (None: kube-system), pod labels, pod annotations, hostNetwork,
+    //  webhooks called, revision that injected)
+    #[rustfmt::skip]
+    let rows: Vec<(u32, Option<&str>, &str, &str, bool, Vec<String>, Option<&str>)> = vec![
+        (1, Some("istio-injection=enabled"), "", "", false, vec![ns_(INJECTOR_NS)], Some("default")),
+        (2, Some("istio-injection=enabled"), "sidecar.istio.io/inject=false", "", false, vec![], None),
+        (3, Some("istio-injection=enabled"), "", "sidecar.istio.io/inject=false", false, vec![ns_(INJECTOR_NS)], None),
+        (4, Some("istio-injection=enabled"), "sidecar.istio.io/inject=true", "sidecar.istio.io/inject=false", false, vec![ns_(INJECTOR_NS)], Some("default")),
+        (5, Some("istio-injection=enabled"), "sidecar.istio.io/inject=false", "sidecar.istio.io/inject=true", false, vec![], None),
+        (6, Some("istio-injection=disabled"), "sidecar.istio.io/inject=true", "", false, vec![], None),
+        (7, Some(""), "sidecar.istio.io/inject=true", "", false, vec![ns_(INJECTOR_OBJ)], Some("default")),
+        (8, Some(""), "", "sidecar.istio.io/inject=true", false, vec![], None),
+        (9, Some(""), "istio.io/rev=default", "", false, vec![ns_(INJECTOR_REV_OBJ)], Some("default")),
+        (10, Some(""), "sidecar.istio.io/inject=true,istio.io/rev=canary", "", false, vec![can(INJECTOR_REV_OBJ)], Some("canary")),
+        (11, Some("istio.io/rev=default"), "", "", false, vec![ns_(INJECTOR_REV_NS)], Some("default")),
+        (12, Some("istio.io/rev=canary"), "", "", false, vec![can(INJECTOR_REV_NS)], Some("canary")),
+        (13, Some("istio-injection=enabled,istio.io/rev=canary"), "", "", false, vec![ns_(INJECTOR_NS)], Some("default")),
+        (14, Some("istio-injection=enabled"), "", "", true, vec![ns_(INJECTOR_NS)], None),
+        (15, None, "", "", false, vec![ns_(INJECTOR_NS)], None),
+        (16, Some(""), "", "", false, vec![], None),
     ];
     let mut failures = Vec::new();
-    for row in rows {
-        let ns = match &row.ns {
-            Some(labels) => {
-                let ns = format!("row-{}", row.n);
-                c.namespace(&ns, labels.clone());
+    for (n, ns_labels, pod_labels, annotations, host_network, want_called, want_rev) in rows {
+        let ns = match ns_labels {
+            Some(l) => {
+                let ns = format!("row-{n}");
+                c.namespace(&ns, labels(l));
                 ns
             }
             None => {
                 // kube-system exists already; labeling it goes through kubectl apply's PATCH.
-                c.namespace("kube-system", json!({"istio-injection": "enabled"}));
+                c.namespace("kube-system", labels("istio-injection=enabled"));
                 "kube-system".to_string()
             }
         };
-        let mut p = pod(
-            &format!("app-{}", row.n),
-            &ns,
-            row.labels.clone(),
-            row.annotations.clone(),
-        );
-        if row.host_network {
+        let name = format!("app-{n}");
+        let mut p = pod(&name, &ns, labels(pod_labels), labels(annotations));
+        if host_network {
             p["spec"]["hostNetwork"] = json!(true);
         }
         let out = c.apply(&p.to_string(), &[]);
-        assert!(out.ok, "row {}: {out}", row.n);
-        let stored = c.get("pod", &ns, &format!("app-{}", row.n)).unwrap();
-        let called = c.mutating_calls(&ns);
-        if is_injected(&stored) != row.injected || called != row.called {
+        assert!(out.ok, "row {n}: {out}");
+        let stored = c.get("pod", &ns, &name).unwrap();
+        let rev = is_injected(&stored).then(|| {
+            let status: Value = serde_json::from_str(
+                stored["metadata"]["annotations"]["sidecar.istio.io/status"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap();
+            status["revision"].as_str().unwrap_or("").to_string()
+        });
+        let called = c.mutating_calls_by_config(&ns);
+        if rev.as_deref() != want_rev || called != want_called {
             failures.push(format!(
-                "row {}: injected={} (want {}), webhooks called {:?} (want {:?})",
-                row.n,
-                is_injected(&stored),
-                row.injected,
-                called,
-                row.called
+                "row {n}: injected by {rev:?} (want {want_rev:?}), webhooks called {called:?} (want {want_called:?})"
             ));
         }
     }
@@ -887,7 +810,7 @@ fn webhook_timeout_and_an_untrusted_ca_are_enforced() {
     );
     assert!(out.stderr.to_lowercase().contains("certificate"), "{out}");
     // Fix the caBundle with kubectl apply (a PATCH of the configuration): admission works.
-    let mut docs = generated_webhook_configs();
+    let mut docs = generated_webhook_configs(None);
     let ca = base64::engine::general_purpose::STANDARD.encode(c.meshd.ca_pem());
     for w in docs[0]["webhooks"].as_array_mut().unwrap() {
         w["clientConfig"]["caBundle"] = json!(ca);

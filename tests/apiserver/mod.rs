@@ -237,6 +237,8 @@ fn qualified(rt: &ResourceType) -> String {
 /// One call the admission chain made to a webhook.
 #[derive(Debug, Clone)]
 pub struct WebhookCall {
+    /// The Mutating/ValidatingWebhookConfiguration the webhook belongs to.
+    pub configuration: String,
     pub webhook: String,
     pub mutating: bool,
     pub operation: String,
@@ -1518,13 +1520,31 @@ fn webhook_selects(
     Ok(any)
 }
 
-/// Webhook configurations of one kind, in name order.
-fn configurations(s: &Shared, resource: &str) -> Vec<Value> {
+/// One webhook of a configuration.
+#[derive(Clone)]
+struct Hook {
+    configuration: String,
+    webhook: Value,
+}
+
+/// The webhooks of all configurations of one kind: configurations in name order, webhooks in
+/// list order.
+fn hooks(s: &Shared, resource: &str) -> Vec<Hook> {
     let st = s.store.lock().unwrap();
     st.objects
         .iter()
         .filter(|((g, r, _, _), _)| g == ADMREG && r == resource)
-        .map(|(_, v)| v.clone())
+        .flat_map(|((_, _, _, name), v)| {
+            v.get("webhooks")
+                .and_then(|w| w.as_array())
+                .into_iter()
+                .flatten()
+                .map(|w| Hook {
+                    configuration: name.clone(),
+                    webhook: w.clone(),
+                })
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -1776,9 +1796,10 @@ async fn call_webhook(
     Ok((out, warnings))
 }
 
-fn record(s: &Shared, webhook: &str, mutating: bool, attrs: &Attrs, outcome: String) {
+fn record(s: &Shared, hook: &Hook, mutating: bool, attrs: &Attrs, outcome: String) {
     s.calls.lock().unwrap().push(WebhookCall {
-        webhook: webhook.to_string(),
+        configuration: hook.configuration.clone(),
+        webhook: hook.webhook["name"].as_str().unwrap_or("").to_string(),
         mutating,
         operation: attrs.operation.to_string(),
         resource: qualified(&attrs.req.rt),
@@ -1792,13 +1813,14 @@ fn record(s: &Shared, webhook: &str, mutating: bool, attrs: &Attrs, outcome: Str
 /// Runs one webhook with failurePolicy and dry-run rules. `Ok(Some(obj))` when it patched.
 async fn run_webhook(
     s: &Shared,
-    webhook: &Value,
+    hook: &Hook,
     attrs: &Attrs<'_>,
     obj: Option<&Value>,
     old: Option<&Value>,
     mutating: bool,
     warnings: &mut Vec<String>,
 ) -> Result<(bool, Option<Value>), ApiError> {
+    let webhook = &hook.webhook;
     let name = webhook.get("name").and_then(|n| n.as_str()).unwrap_or("");
     let Some(version) = matching_version(webhook, attrs) else {
         return Ok((false, None));
@@ -1822,7 +1844,7 @@ async fn run_webhook(
         .and_then(|v| v.as_str())
         .unwrap_or("Unknown");
     if attrs.req.dry_run && side_effects != "None" && side_effects != "NoneOnDryRun" {
-        record(s, name, mutating, attrs, "error: no dry run".into());
+        record(s, hook, mutating, attrs, "error: no dry run".into());
         let mut e = ApiError::bad_request(format!(
             "admission webhook \"{name}\" does not support dry run"
         ));
@@ -1833,7 +1855,7 @@ async fn run_webhook(
         Ok((patched, w)) => {
             record(
                 s,
-                name,
+                hook,
                 mutating,
                 attrs,
                 if patched.is_some() {
@@ -1847,13 +1869,13 @@ async fn run_webhook(
             Ok((true, patched))
         }
         Err(CallError::Denied(mut e)) => {
-            record(s, name, mutating, attrs, format!("denied: {}", e.message));
+            record(s, hook, mutating, attrs, format!("denied: {}", e.message));
             warnings.append(&mut e.warnings);
             e.warnings = warnings.clone();
             Err(e)
         }
         Err(CallError::Failed(why)) => {
-            record(s, name, mutating, attrs, format!("error: {why}"));
+            record(s, hook, mutating, attrs, format!("error: {why}"));
             let msg = format!("failed calling webhook \"{name}\": {why}");
             if fail_open {
                 s.note(format!(
@@ -1880,39 +1902,36 @@ async fn admit_mutating(
     old: Option<&Value>,
     warnings: &mut Vec<String>,
 ) -> Result<Value, ApiError> {
-    let mut invoked_if_needed: Vec<(usize, Value)> = Vec::new();
+    let mut invoked_if_needed: Vec<(usize, Hook)> = Vec::new();
     let mut last_change: Option<usize> = None;
-    let mut index = 0;
-    for config in configurations(s, "mutatingwebhookconfigurations") {
-        for webhook in config
-            .get("webhooks")
-            .and_then(|w| w.as_array())
-            .into_iter()
-            .flatten()
+    for (index, hook) in hooks(s, "mutatingwebhookconfigurations")
+        .into_iter()
+        .enumerate()
+    {
+        let o = (!obj.is_null()).then_some(&obj);
+        let before = obj.clone();
+        let (called, patched) = run_webhook(s, &hook, attrs, o, old, true, warnings).await?;
+        if let Some(patched) = patched {
+            obj = patched;
+        }
+        if obj != before {
+            last_change = Some(index);
+        }
+        if called
+            && hook
+                .webhook
+                .get("reinvocationPolicy")
+                .and_then(|r| r.as_str())
+                == Some("IfNeeded")
         {
-            let o = (!obj.is_null()).then_some(&obj);
-            let before = obj.clone();
-            let (called, patched) = run_webhook(s, webhook, attrs, o, old, true, warnings).await?;
-            if let Some(patched) = patched {
-                obj = patched;
-            }
-            if obj != before {
-                last_change = Some(index);
-            }
-            if called
-                && webhook.get("reinvocationPolicy").and_then(|r| r.as_str()) == Some("IfNeeded")
-            {
-                invoked_if_needed.push((index, webhook.clone()));
-            }
-            index += 1;
+            invoked_if_needed.push((index, hook));
         }
     }
     // Reinvocation: once, for IfNeeded webhooks that ran before a later change.
-    for (i, webhook) in invoked_if_needed {
+    for (i, hook) in invoked_if_needed {
         if last_change.is_some_and(|c| c > i) {
             let o = (!obj.is_null()).then_some(&obj);
-            if let (_, Some(patched)) =
-                run_webhook(s, &webhook, attrs, o, old, true, warnings).await?
+            if let (_, Some(patched)) = run_webhook(s, &hook, attrs, o, old, true, warnings).await?
             {
                 obj = patched;
             }
@@ -1928,15 +1947,8 @@ async fn admit_validating(
     old: Option<&Value>,
     warnings: &mut Vec<String>,
 ) -> Result<(), ApiError> {
-    for config in configurations(s, "validatingwebhookconfigurations") {
-        for webhook in config
-            .get("webhooks")
-            .and_then(|w| w.as_array())
-            .into_iter()
-            .flatten()
-        {
-            run_webhook(s, webhook, attrs, obj, old, false, warnings).await?;
-        }
+    for hook in hooks(s, "validatingwebhookconfigurations") {
+        run_webhook(s, &hook, attrs, obj, old, false, warnings).await?;
     }
     Ok(())
 }
