@@ -462,8 +462,17 @@ fn selection_truth_table_holds_through_the_stand_in() {
     let can = |w: &str| format!("{CAN}/{w}");
     // (row, namespace labels (None: kube-system), pod labels, pod annotations, hostNetwork,
     //  webhooks called, revision that injected)
+    type Row<'a> = (
+        u32,
+        Option<&'a str>,
+        &'a str,
+        &'a str,
+        bool,
+        Vec<String>,
+        Option<&'a str>,
+    );
     #[rustfmt::skip]
-    let rows: Vec<(u32, Option<&str>, &str, &str, bool, Vec<String>, Option<&str>)> = vec![
+    let rows: Vec<Row> = vec![
         (1, Some("istio-injection=enabled"), "", "", false, vec![ns_(INJECTOR_NS)], Some("default")),
         (2, Some("istio-injection=enabled"), "sidecar.istio.io/inject=false", "", false, vec![], None),
         (3, Some("istio-injection=enabled"), "", "sidecar.istio.io/inject=false", false, vec![ns_(INJECTOR_NS)], None),
