@@ -10,8 +10,14 @@
 //! - `/version`; legacy discovery (`/api`, `/api/v1`, `/apis`, `/apis/<g>`, `/apis/<g>/<v>`).
 //!   kubectl 1.32 asks for aggregated discovery (`Accept: …;g=apidiscovery.k8s.io;v=v2;…`) but
 //!   falls back to the legacy lists when the answer is plain `application/json`, which is what this
-//!   stand-in sends. No OpenAPI (`/openapi/v2`, `/openapi/v3` are 404), so tests run kubectl
-//!   with `--validate=false`.
+//!   stand-in sends. `/openapi/v3` and `/openapi/v3/<gv>` list only each resource's PATCH
+//!   operation with its `x-kubernetes-group-version-kind` and the `fieldValidation` parameter:
+//!   that is all kubectl's default `--validate=strict` looks for before leaving validation to the
+//!   server (it then sends `fieldValidation=Strict`). There are no schemas: the stand-in accepts
+//!   `fieldValidation` and validates no fields (unknown or duplicate fields are NOT rejected as a
+//!   real apiserver would for built-in kinds and CRDs with schemas). `/openapi/v2` is 404; kubectl
+//!   then computes apply patches from its built-in types (strategic merge) or as JSON merge
+//!   patches (Istio kinds).
 //! - Resources: namespaces, pods, services, configmaps, mutatingwebhookconfigurations,
 //!   validatingwebhookconfigurations, networking.istio.io (v1, v1beta1, v1alpha3: virtualservices,
 //!   destinationrules, gateways, serviceentries, sidecars, workloadentries) and security.istio.io
@@ -623,6 +629,15 @@ async fn route(
                 }
             }
             ["api", "v1"] => return respond(200, &resource_list("", "v1"), &[]),
+            ["openapi", "v3"] => return respond(200, &openapi_v3_index(), &[]),
+            ["openapi", "v3", "api", "v1"] => return respond(200, &openapi_v3_doc("", "v1"), &[]),
+            ["openapi", "v3", "apis", g, v]
+                if RESOURCES
+                    .iter()
+                    .any(|r| r.group == *g && r.versions.contains(v)) =>
+            {
+                return respond(200, &openapi_v3_doc(g, v), &[]);
+            }
             ["apis", g, v] => {
                 if RESOURCES
                     .iter()
@@ -754,6 +769,74 @@ fn group_json((name, versions): &(String, Vec<String>)) -> Value {
         .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
         .collect();
     json!({"name": name, "versions": vs, "preferredVersion": vs[0]})
+}
+
+fn group_versions() -> Vec<(&'static str, &'static str)> {
+    let mut out = Vec::new();
+    for r in RESOURCES {
+        for v in r.versions {
+            if !out.contains(&(r.group, *v)) {
+                out.push((r.group, *v));
+            }
+        }
+    }
+    out
+}
+
+fn gv_path(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
+}
+
+/// `/openapi/v3`: the index kubectl reads before asking a group-version's document.
+fn openapi_v3_index() -> Value {
+    let paths: Map<String, Value> = group_versions()
+        .into_iter()
+        .map(|(g, v)| {
+            let p = gv_path(g, v);
+            (
+                p.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash=meshd-test-standin")}),
+            )
+        })
+        .collect();
+    json!({ "paths": paths })
+}
+
+/// `/openapi/v3/<gv>`: only the PATCH operations, each declaring its GVK and the
+/// `fieldValidation` query parameter. That is what kubectl's `--validate` (strict by default)
+/// checks to leave validation to the server; no schemas are served, and the stand-in accepts
+/// `fieldValidation` without validating fields.
+fn openapi_v3_doc(group: &str, version: &str) -> Value {
+    let mut paths = Map::new();
+    for r in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.versions.contains(&version))
+    {
+        let base = gv_path(group, version);
+        let path = if r.namespaced {
+            format!("/{base}/namespaces/{{namespace}}/{}/{{name}}", r.resource)
+        } else {
+            format!("/{base}/{}/{{name}}", r.resource)
+        };
+        let param = |name: &str| json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}});
+        paths.insert(
+            path,
+            json!({"patch": {
+                "operationId": format!("patch{}", r.kind),
+                "parameters": [param("dryRun"), param("fieldManager"), param("fieldValidation"), param("force")],
+                "responses": {"200": {"description": "OK"}},
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": r.kind},
+            }}),
+        );
+    }
+    json!({"openapi": "3.0.0",
+        "info": {"title": "Kubernetes (meshd test stand-in)", "version": "v1.32.0"},
+        "paths": paths, "components": {"schemas": {}}})
 }
 
 fn resource_list(group: &str, version: &str) -> Value {
