@@ -168,18 +168,21 @@ impl Cluster {
         self.revisions.push(meshd);
     }
 
-    fn kubectl(&self, args: &[&str]) -> Out {
-        let home = self.dir.path().join("home");
-        let out = Command::new(&self.kubectl)
-            .args(args)
+    /// A kubectl command talking to the stand-in (its own HOME, so its own discovery cache).
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.kubectl);
+        cmd.args(args)
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("HOME", &home)
+            .env("HOME", self.dir.path().join("home"))
             .env_remove("HTTP_PROXY")
             .env_remove("HTTPS_PROXY")
             .env_remove("http_proxy")
-            .env_remove("https_proxy")
-            .output()
-            .unwrap();
+            .env_remove("https_proxy");
+        cmd
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Out {
+        let out = self.command(args).output().unwrap();
         Out {
             ok: out.status.success(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -836,4 +839,68 @@ fn webhook_timeout_and_an_untrusted_ca_are_enforced() {
     assert!(is_injected(
         &c.get("pod", "bookinfo", "reviews-v1").unwrap()
     ));
+}
+
+#[test]
+fn kubectl_watch_streams_changes() {
+    use std::io::BufRead;
+    let c = Cluster::new();
+    c.namespace("bookinfo", json!({}));
+    let out = c.apply(WARNING_VS, &[]);
+    assert!(out.ok, "{out}");
+    let mut child = c
+        .command(&[
+            "get",
+            "virtualservices",
+            "-n",
+            "bookinfo",
+            "--watch",
+            "--output-watch-events",
+            "-o",
+            "jsonpath={.type} {.object.metadata.name}{\"\\n\"}",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || {
+        rx.recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no watch event; log:\n{}", c.api.log()))
+    };
+    // The existing object first.
+    assert_eq!(next(), "ADDED shadowed");
+    let out = c.apply(GOOD_VS, &[]);
+    assert!(out.ok, "{out}");
+    assert_eq!(next(), "ADDED reviews");
+    let out = c.apply(
+        &GOOD_VS
+            .replace("weight: 80", "weight: 70")
+            .replace("weight: 20", "weight: 30"),
+        &[],
+    );
+    assert!(out.ok, "{out}");
+    assert_eq!(next(), "MODIFIED reviews");
+    // A denied change and a dry run change nothing, so no event.
+    assert!(!c.apply(BAD_VS, &[]).ok);
+    assert!(
+        c.apply(
+            &GOOD_VS.replace("name: reviews", "name: dry"),
+            &["--dry-run=server"]
+        )
+        .ok
+    );
+    let out = c.kubectl(&["delete", "virtualservice", "-n", "bookinfo", "reviews"]);
+    assert!(out.ok, "{out}");
+    assert_eq!(next(), "DELETED reviews");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

@@ -31,7 +31,9 @@
 //!   `$setElementOrder/…`, `$deleteFromPrimitiveList/…` and `$retainKeys` directives are honoured;
 //!   other lists are replaced) and delete (immediate; deleting a namespace deletes its objects).
 //!   `?dryRun=All` runs everything (including admission, with `request.dryRun: true`) but stores
-//!   nothing. Not supported: watch, server-side apply (`application/apply-patch+yaml` → 415),
+//!   nothing. `?watch=true` streams `ADDED`/`MODIFIED`/`DELETED` events (initial state first
+//!   without a resourceVersion, else the changes after it; no bookmarks, no 410 Gone: all history
+//!   is kept). Not supported: server-side apply (`application/apply-patch+yaml` → 415),
 //!   subresources, protobuf, field validation, authn/authz, finalizers, defaulting of pod fields.
 //! - `metadata.name` from `generateName` (after mutating admission and before validating
 //!   admission, as kube-apiserver does, so the injector sees an empty name), `uid`,
@@ -263,6 +265,17 @@ type Key = (String, String, String, String); // group, resource, namespace, name
 struct Store {
     objects: BTreeMap<Key, Value>,
     resource_version: u64,
+    /// Every change, in resourceVersion order, for watches (kept for the server's lifetime).
+    events: Vec<Event>,
+}
+
+/// One change: `ADDED`, `MODIFIED` or `DELETED`, with the object as stored after it.
+#[derive(Clone)]
+struct Event {
+    rv: u64,
+    kind: &'static str,
+    key: Key,
+    object: Value,
 }
 
 struct Shared {
@@ -271,6 +284,10 @@ struct Shared {
     calls: Mutex<Vec<WebhookCall>>,
     log: Mutex<Vec<String>>,
     counter: AtomicU64,
+    /// Wakes watches when `events` grows.
+    changed: tokio::sync::Notify,
+    /// Set on shutdown so open watches end.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -330,6 +347,8 @@ impl ApiServer {
             calls: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
             counter: AtomicU64::new(1),
+            changed: tokio::sync::Notify::new(),
+            closing: tokio::sync::watch::Sender::new(false),
         });
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let mut obj =
@@ -440,6 +459,7 @@ impl ApiServer {
 
 impl Drop for ApiServer {
     fn drop(&mut self) {
+        self.shared.closing.send_replace(true);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -705,11 +725,7 @@ async fn route(
     };
     let result = match (method.clone(), name) {
         (Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
-            Err(ApiError::new(
-                405,
-                "MethodNotAllowed",
-                "watch is not supported by the test stand-in",
-            ))
+            return watch(s, req, &query);
         }
         (Method::GET, None) => Ok((200, list(s, &req, &query), Vec::new())),
         (Method::GET, Some(n)) => get(s, &req, n).map(|o| (200, o, Vec::new())),
@@ -845,7 +861,7 @@ fn resource_list(group: &str, version: &str) -> Value {
         .filter(|r| r.group == group && r.versions.contains(&version))
         .map(|r| {
             json!({"name": r.resource, "singularName": r.kind.to_lowercase(), "namespaced": r.namespaced,
-                "kind": r.kind, "verbs": ["create", "delete", "get", "list", "patch", "update"],
+                "kind": r.kind, "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
                 "shortNames": r.short_names})
         })
         .collect();
@@ -941,6 +957,113 @@ fn list(s: &Shared, req: &Req, query: &HashMap<String, String>) -> Value {
         .collect();
     json!({"kind": format!("{}List", req.rt.kind), "apiVersion": req.api_version(),
         "metadata": {"resourceVersion": st.resource_version.to_string()}, "items": items})
+}
+
+/// The body of a watch: newline-delimited JSON events from a channel.
+struct WatchBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for WatchBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|b| b.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+/// `?watch=true`: without `resourceVersion` (or with `0`) the current objects come first as
+/// `ADDED`, then changes; with a resourceVersion, the changes after it. Filters as for list.
+/// Ends after `timeoutSeconds` (default 300), when the client goes away, or on shutdown.
+fn watch(s: &Arc<Shared>, req: Req, query: &HashMap<String, String>) -> Response {
+    let label_sel = query.get("labelSelector").map(|q| parse_selector_string(q));
+    let name_sel = query
+        .get("fieldSelector")
+        .and_then(|f| f.strip_prefix("metadata.name=").map(str::to_string));
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(300u64);
+    let from: Option<u64> = query
+        .get("resourceVersion")
+        .and_then(|v| v.parse().ok())
+        .filter(|v| *v != 0);
+    let api_version = req.api_version();
+    let kind = req.rt.kind;
+    let selects = move |key: &Key, obj: &Value| {
+        key.0 == req.rt.group
+            && key.1 == req.rt.resource
+            && (req.namespace.is_empty() || key.2 == req.namespace)
+            && name_sel.as_ref().is_none_or(|n| *n == key.3)
+            && label_sel
+                .as_ref()
+                .is_none_or(|sel| selector_matches(sel, &labels_of(obj)).unwrap_or(false))
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let s = s.clone();
+    let line = move |typ: &str, obj: &Value| {
+        let mut o = obj.clone();
+        o["apiVersion"] = json!(api_version);
+        o["kind"] = json!(kind);
+        Bytes::from(format!("{}\n", json!({"type": typ, "object": o})))
+    };
+    tokio::spawn(async move {
+        let mut closing = s.closing.subscribe();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+        let mut seen = match from {
+            Some(rv) => rv,
+            None => {
+                let (initial, rv) = {
+                    let st = s.store.lock().unwrap();
+                    let initial: Vec<Value> = st
+                        .objects
+                        .iter()
+                        .filter(|(k, o)| selects(k, o))
+                        .map(|(_, o)| o.clone())
+                        .collect();
+                    (initial, st.resource_version)
+                };
+                for o in initial {
+                    if tx.send(line("ADDED", &o)).await.is_err() {
+                        return;
+                    }
+                }
+                rv
+            }
+        };
+        loop {
+            let notified = s.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let batch: Vec<Event> = {
+                let st = s.store.lock().unwrap();
+                st.events.iter().filter(|e| e.rv > seen).cloned().collect()
+            };
+            for e in batch {
+                seen = e.rv;
+                if selects(&e.key, &e.object) && tx.send(line(e.kind, &e.object)).await.is_err() {
+                    return;
+                }
+            }
+            if *closing.borrow() {
+                return;
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = closing.changed() => return,
+                _ = tx.closed() => return,
+                _ = tokio::time::sleep_until(deadline) => return,
+            }
+        }
+    });
+    let mut resp = Response::new(axum::body::Body::new(WatchBody(rx)));
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    resp
 }
 
 fn get(s: &Shared, req: &Req, name: &str) -> Result<Value, ApiError> {
@@ -1115,12 +1238,21 @@ fn store(s: &Shared, req: &Req, obj: &mut Value, create: bool) -> Result<(), Api
         return Ok(());
     }
     st.resource_version += 1;
-    obj["metadata"]["resourceVersion"] = json!(st.resource_version.to_string());
+    let rv = st.resource_version;
+    obj["metadata"]["resourceVersion"] = json!(rv.to_string());
     let mut stored = obj.clone();
     if let Some(o) = stored.as_object_mut() {
         o.remove("apiVersion");
     }
+    st.events.push(Event {
+        rv,
+        kind: if create { "ADDED" } else { "MODIFIED" },
+        key: key.clone(),
+        object: stored.clone(),
+    });
     st.objects.insert(key, stored);
+    drop(st);
+    s.changed.notify_waiters();
     Ok(())
 }
 
@@ -1279,10 +1411,30 @@ async fn delete(s: &Arc<Shared>, req: &Req, name: &str) -> VerbResult {
     admit_validating(s, &attrs, None, Some(&old), &mut warnings).await?;
     if !req.dry_run {
         let mut st = s.store.lock().unwrap();
-        st.objects.remove(&req.key(name));
+        let mut gone: Vec<Key> = vec![req.key(name)];
         if req.rt.resource == "namespaces" {
-            st.objects.retain(|(_, _, ns, _), _| ns != name);
+            gone.extend(
+                st.objects
+                    .keys()
+                    .filter(|(_, _, ns, _)| ns == name)
+                    .cloned(),
+            );
         }
+        for key in gone {
+            if let Some(mut obj) = st.objects.remove(&key) {
+                st.resource_version += 1;
+                let rv = st.resource_version;
+                obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+                st.events.push(Event {
+                    rv,
+                    kind: "DELETED",
+                    key,
+                    object: obj,
+                });
+            }
+        }
+        drop(st);
+        s.changed.notify_waiters();
     }
     Ok((200, old, warnings))
 }
