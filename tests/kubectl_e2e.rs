@@ -710,6 +710,10 @@ fn virtual_services_are_validated_at_kubectl_apply() {
     let out = c.kubectl(&["delete", "virtualservice", "-n", "bookinfo", "reviews"]);
     assert!(out.ok, "{out}");
     assert!(c.get("virtualservice", "bookinfo", "reviews").is_none());
+    // kubectl took aggregated discovery: it never needed the per-group-version lists.
+    let log = c.api.log();
+    assert!(log.contains("GET /apis?"), "{log}");
+    assert!(!log.contains("GET /apis/networking.istio.io/v1?"), "{log}");
 }
 
 #[test]
@@ -903,4 +907,40 @@ fn kubectl_watch_streams_changes() {
     assert_eq!(next(), "DELETED reviews");
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// kubectl falls back to the legacy discovery lists (as against an apiserver older than 1.30).
+#[test]
+fn legacy_discovery_path_works_too() {
+    let kubectl = kubectl_path();
+    let api = ApiServer::start();
+    api.set_aggregated_discovery(false);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let ns = write(
+        dir.path(),
+        "ns.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: bookinfo\n---\n",
+    );
+    let vs = write(dir.path(), "vs.yaml", GOOD_VS);
+    for f in [&ns, &vs] {
+        let out = Command::new(&kubectl)
+            .args(["apply", "-f"])
+            .arg(f)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("HOME", dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert!(api
+        .get(
+            "networking.istio.io",
+            "virtualservices",
+            "bookinfo",
+            "reviews"
+        )
+        .is_some());
+    let log = api.log();
+    assert!(log.contains("GET /apis/networking.istio.io/v1?"), "{log}");
 }

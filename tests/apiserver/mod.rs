@@ -7,10 +7,10 @@
 //! the dynamic admission chain driven by the Mutating/ValidatingWebhookConfigurations stored in it.
 //!
 //! What it serves:
-//! - `/version`; legacy discovery (`/api`, `/api/v1`, `/apis`, `/apis/<g>`, `/apis/<g>/<v>`).
-//!   kubectl 1.32 asks for aggregated discovery (`Accept: …;g=apidiscovery.k8s.io;v=v2;…`) but
-//!   falls back to the legacy lists when the answer is plain `application/json`, which is what this
-//!   stand-in sends. `/openapi/v3` and `/openapi/v3/<gv>` list only each resource's PATCH
+//! - `/version`; discovery: aggregated (`apidiscovery.k8s.io/v2` `APIGroupDiscoveryList` from
+//!   `/api` and `/apis`, which kubectl 1.32 asks for first) and legacy (`/api`, `/api/v1`, `/apis`,
+//!   `/apis/<g>`, `/apis/<g>/<v>`, which kubectl falls back to when the answer is plain
+//!   `application/json`; [`ApiServer::set_aggregated_discovery`] forces that path). `/openapi/v3` and `/openapi/v3/<gv>` list only each resource's PATCH
 //!   operation with its `x-kubernetes-group-version-kind` and the `fieldValidation` parameter:
 //!   that is all kubectl's default `--validate=strict` looks for before leaving validation to the
 //!   server (it then sends `fieldValidation=Strict`). There are no schemas: the stand-in accepts
@@ -284,6 +284,8 @@ struct Shared {
     calls: Mutex<Vec<WebhookCall>>,
     log: Mutex<Vec<String>>,
     counter: AtomicU64,
+    /// Answer aggregated discovery when asked (else only the legacy lists).
+    aggregated_discovery: std::sync::atomic::AtomicBool,
     /// Wakes watches when `events` grows.
     changed: tokio::sync::Notify,
     /// Set on shutdown so open watches end.
@@ -347,6 +349,7 @@ impl ApiServer {
             calls: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
             counter: AtomicU64::new(1),
+            aggregated_discovery: std::sync::atomic::AtomicBool::new(true),
             changed: tokio::sync::Notify::new(),
             closing: tokio::sync::watch::Sender::new(false),
         });
@@ -388,6 +391,15 @@ impl ApiServer {
             shutdown: Some(tx),
             thread: Some(thread),
         }
+    }
+
+    /// Whether `/api` and `/apis` answer aggregated discovery (`apidiscovery.k8s.io/v2`) when
+    /// the client asks for it (the default, as kube-apiserver 1.30+); `false` leaves only the
+    /// legacy lists, which kubectl falls back to.
+    pub fn set_aggregated_discovery(&self, on: bool) {
+        self.shared
+            .aggregated_discovery
+            .store(on, Ordering::Relaxed);
     }
 
     pub fn url(&self) -> String {
@@ -617,6 +629,15 @@ async fn route(
                     &[],
                 )
             }
+            ["api"] | ["apis"]
+                if s.aggregated_discovery.load(Ordering::Relaxed)
+                    && wants_aggregated_discovery(headers) =>
+            {
+                let mut resp = respond(200, &aggregated_discovery(segs[0] == "api"), &[]);
+                resp.headers_mut()
+                    .insert("content-type", HeaderValue::from_static(AGGREGATED_CT));
+                return resp;
+            }
             ["api"] => {
                 return respond(
                     200,
@@ -785,6 +806,58 @@ fn group_json((name, versions): &(String, Vec<String>)) -> Value {
         .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
         .collect();
     json!({"name": name, "versions": vs, "preferredVersion": vs[0]})
+}
+
+const AGGREGATED_CT: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+fn wants_aggregated_discovery(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("accept")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|a| {
+            a.split(',').any(|m| {
+                let params: Vec<&str> = m.split(';').map(str::trim).collect();
+                params.contains(&"g=apidiscovery.k8s.io")
+                    && params.contains(&"v=v2")
+                    && params.contains(&"as=APIGroupDiscoveryList")
+            })
+        })
+}
+
+/// `apidiscovery.k8s.io/v2` `APIGroupDiscoveryList` for `/api` (core) or `/apis` (the rest).
+fn aggregated_discovery(core: bool) -> Value {
+    let groups: Vec<(String, Vec<String>)> = if core {
+        vec![(String::new(), vec!["v1".to_string()])]
+    } else {
+        api_groups()
+    };
+    let items: Vec<Value> = groups
+        .iter()
+        .map(|(g, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|v| {
+                    let resources: Vec<Value> = RESOURCES
+                        .iter()
+                        .filter(|r| r.group == g && r.versions.contains(&v.as_str()))
+                        .map(|r| {
+                            json!({"resource": r.resource,
+                                "responseKind": {"group": r.group, "version": v, "kind": r.kind},
+                                "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                                "singularResource": r.kind.to_lowercase(),
+                                "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+                                "shortNames": r.short_names})
+                        })
+                        .collect();
+                    json!({"version": v, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            json!({"metadata": {"name": g}, "versions": versions})
+        })
+        .collect();
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {}, "items": items})
 }
 
 fn group_versions() -> Vec<(&'static str, &'static str)> {
