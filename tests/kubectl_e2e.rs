@@ -944,3 +944,49 @@ fn legacy_discovery_path_works_too() {
     let log = api.log();
     assert!(log.contains("GET /apis/networking.istio.io/v1?"), "{log}");
 }
+
+/// The stand-in's rule matching: rules naming only `v1alpha3` still reach the validator for a
+/// `v1` VirtualService under `matchPolicy: Equivalent` (the default), which sees it as
+/// `v1alpha3`; under `Exact` the webhook is skipped. Operations outside the rules (DELETE) never
+/// reach it.
+#[test]
+fn rules_and_match_policy_decide_what_the_validator_sees() {
+    for (policy, called) in [("Equivalent", true), ("Exact", false)] {
+        let c = Cluster::with(Server::start(&[]), |d| {
+            if d["kind"] == "ValidatingWebhookConfiguration" {
+                for w in d["webhooks"].as_array_mut().unwrap() {
+                    w["matchPolicy"] = json!(policy);
+                    w["failurePolicy"] = json!("Fail");
+                    w["rules"][0]["apiVersions"] = json!(["v1alpha3"]);
+                }
+            }
+        });
+        c.namespace("bookinfo", json!({}));
+        let out = c.apply(BAD_VS, &[]);
+        assert_eq!(out.ok, !called, "{policy}: {out}");
+        let seen: Vec<(String, String)> = c
+            .api
+            .webhook_calls()
+            .into_iter()
+            .filter(|w| w.namespace == "bookinfo")
+            .map(|w| (w.webhook, w.version))
+            .collect();
+        if called {
+            assert_eq!(seen, [(VALIDATOR.to_string(), "v1alpha3".to_string())]);
+            assert!(out.stderr.contains("denied the request"), "{out}");
+        } else {
+            assert!(seen.is_empty(), "{seen:?}");
+            assert!(c.get("virtualservice", "bookinfo", "reviews").is_some());
+            let out = c.kubectl(&["delete", "virtualservice", "-n", "bookinfo", "reviews"]);
+            assert!(out.ok, "{out}");
+        }
+    }
+    // DELETE is not in the validator's rules.
+    let c = Cluster::new();
+    c.namespace("bookinfo", json!({}));
+    assert!(c.apply(GOOD_VS, &[]).ok);
+    let before = c.api.webhook_calls().len();
+    let out = c.kubectl(&["delete", "virtualservice", "-n", "bookinfo", "reviews"]);
+    assert!(out.ok, "{out}");
+    assert_eq!(c.api.webhook_calls().len(), before);
+}

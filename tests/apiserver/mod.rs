@@ -251,6 +251,9 @@ pub struct WebhookCall {
     pub mutating: bool,
     pub operation: String,
     pub resource: String,
+    /// The API version the webhook saw (`request.kind.version`; differs from the request's
+    /// under `matchPolicy: Equivalent`).
+    pub version: String,
     pub namespace: String,
     /// `request.name` as sent (empty for a generateName create before naming).
     pub name: String,
@@ -2104,13 +2107,14 @@ async fn call_webhook(
     Ok((out, warnings))
 }
 
-fn record(s: &Shared, hook: &Hook, mutating: bool, attrs: &Attrs, outcome: String) {
+fn record(s: &Shared, hook: &Hook, mutating: bool, attrs: &Attrs, version: &str, outcome: String) {
     s.calls.lock().unwrap().push(WebhookCall {
         configuration: hook.configuration.clone(),
         webhook: hook.webhook["name"].as_str().unwrap_or("").to_string(),
         mutating,
         operation: attrs.operation.to_string(),
         resource: qualified(&attrs.req.rt),
+        version: version.to_string(),
         namespace: attrs.req.namespace.clone(),
         name: attrs.name.clone(),
         dry_run: attrs.req.dry_run,
@@ -2152,7 +2156,14 @@ async fn run_webhook(
         .and_then(|v| v.as_str())
         .unwrap_or("Unknown");
     if attrs.req.dry_run && side_effects != "None" && side_effects != "NoneOnDryRun" {
-        record(s, hook, mutating, attrs, "error: no dry run".into());
+        record(
+            s,
+            hook,
+            mutating,
+            attrs,
+            &version,
+            "error: no dry run".into(),
+        );
         let mut e = ApiError::bad_request(format!(
             "admission webhook \"{name}\" does not support dry run"
         ));
@@ -2166,6 +2177,7 @@ async fn run_webhook(
                 hook,
                 mutating,
                 attrs,
+                &version,
                 if patched.is_some() {
                     "patched"
                 } else {
@@ -2177,13 +2189,20 @@ async fn run_webhook(
             Ok((true, patched))
         }
         Err(CallError::Denied(mut e)) => {
-            record(s, hook, mutating, attrs, format!("denied: {}", e.message));
+            record(
+                s,
+                hook,
+                mutating,
+                attrs,
+                &version,
+                format!("denied: {}", e.message),
+            );
             warnings.append(&mut e.warnings);
             e.warnings = warnings.clone();
             Err(e)
         }
         Err(CallError::Failed(why)) => {
-            record(s, hook, mutating, attrs, format!("error: {why}"));
+            record(s, hook, mutating, attrs, &version, format!("error: {why}"));
             let msg = format!("failed calling webhook \"{name}\": {why}");
             if fail_open {
                 s.note(format!(
