@@ -18,11 +18,16 @@
 //!   real apiserver would for built-in kinds and CRDs with schemas). `/openapi/v2` is 404; kubectl
 //!   then computes apply patches from its built-in types (strategic merge) or as JSON merge
 //!   patches (Istio kinds).
-//! - Resources: namespaces, pods, services, configmaps, mutatingwebhookconfigurations,
-//!   validatingwebhookconfigurations, networking.istio.io (v1, v1beta1, v1alpha3: virtualservices,
-//!   destinationrules, gateways, serviceentries, sidecars, workloadentries) and security.istio.io
-//!   (v1, v1beta1: peerauthentications, authorizationpolicies, requestauthentications). All
-//!   versions of a group share one storage (the Istio versions have the same schema); objects are
+//! - Resources (every one goes through admission; no controller acts on any, so a Deployment
+//!   makes no pods and a CRD adds no resource): core v1 namespaces, pods, services, configmaps,
+//!   serviceaccounts, endpoints; admissionregistration.k8s.io/v1 mutatingwebhookconfigurations,
+//!   validatingwebhookconfigurations; apps/v1 deployments; rbac.authorization.k8s.io/v1
+//!   (cluster)roles and (cluster)rolebindings; policy/v1 poddisruptionbudgets;
+//!   discovery.k8s.io/v1 endpointslices; apiextensions.k8s.io/v1 customresourcedefinitions;
+//!   networking.istio.io (v1, v1beta1, v1alpha3: virtualservices, destinationrules, gateways,
+//!   serviceentries, sidecars, workloadentries) and security.istio.io (v1, v1beta1:
+//!   peerauthentications, authorizationpolicies, requestauthentications). All versions of a
+//!   group share one storage (the Istio versions have the same schema); objects are
 //!   returned with the `apiVersion` of the request.
 //! - Verbs: create (POST), get, list (with `labelSelector` and `fieldSelector=metadata.name=…`),
 //!   update (PUT, with resourceVersion conflict checks), patch (PATCH: JSON patch, JSON merge
@@ -128,6 +133,79 @@ pub const RESOURCES: &[ResourceType] = &[
     rt("", &["v1"], "pods", "Pod", true, &["po"]),
     rt("", &["v1"], "services", "Service", true, &["svc"]),
     rt("", &["v1"], "configmaps", "ConfigMap", true, &["cm"]),
+    rt(
+        "",
+        &["v1"],
+        "serviceaccounts",
+        "ServiceAccount",
+        true,
+        &["sa"],
+    ),
+    rt("", &["v1"], "endpoints", "Endpoints", true, &["ep"]),
+    rt(
+        "discovery.k8s.io",
+        &["v1"],
+        "endpointslices",
+        "EndpointSlice",
+        true,
+        &[],
+    ),
+    rt(
+        "apps",
+        &["v1"],
+        "deployments",
+        "Deployment",
+        true,
+        &["deploy"],
+    ),
+    rt(
+        "rbac.authorization.k8s.io",
+        &["v1"],
+        "clusterroles",
+        "ClusterRole",
+        false,
+        &[],
+    ),
+    rt(
+        "rbac.authorization.k8s.io",
+        &["v1"],
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        false,
+        &[],
+    ),
+    rt(
+        "rbac.authorization.k8s.io",
+        &["v1"],
+        "roles",
+        "Role",
+        true,
+        &[],
+    ),
+    rt(
+        "rbac.authorization.k8s.io",
+        &["v1"],
+        "rolebindings",
+        "RoleBinding",
+        true,
+        &[],
+    ),
+    rt(
+        "policy",
+        &["v1"],
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        true,
+        &["pdb"],
+    ),
+    rt(
+        "apiextensions.k8s.io",
+        &["v1"],
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        false,
+        &["crd", "crds"],
+    ),
     rt(
         ADMREG,
         &["v1"],
@@ -2019,6 +2097,13 @@ async fn call_webhook(
                     .unwrap_or_default()
             });
             format!("dial tcp {addr}: connect: connection refused")
+        } else if text.contains("UnknownIssuer") {
+            // Go's crypto/x509 wording; the rustls error follows in brackets.
+            format!(
+                "tls: failed to verify certificate: x509: certificate signed by unknown authority [{text}]"
+            )
+        } else if text.contains("NotValidForName") {
+            format!("tls: failed to verify certificate: x509: certificate is not valid for the requested name [{text}]")
         } else {
             text
         };
