@@ -2102,6 +2102,11 @@ async fn call_webhook(
             format!(
                 "tls: failed to verify certificate: x509: certificate signed by unknown authority [{text}]"
             )
+        } else if text.contains("BadSignature") {
+            // A CA with the same name but another key: Go says the same, with a hint.
+            format!(
+                "tls: failed to verify certificate: x509: certificate signed by unknown authority (possibly because of a verification error while trying to verify a candidate authority certificate) [{text}]"
+            )
         } else if text.contains("NotValidForName") {
             format!("tls: failed to verify certificate: x509: certificate is not valid for the requested name [{text}]")
         } else {
