@@ -1937,6 +1937,25 @@ fn hooks(s: &Shared, resource: &str) -> Vec<Hook> {
         .collect()
 }
 
+/// kube-apiserver's `webhookerrors.ToStatusErr`: the denial as the client sees it.
+fn to_status_err(webhook: &str, status: &Value) -> ApiError {
+    let message = status.get("message").and_then(|m| m.as_str()).unwrap_or("");
+    let reason = status.get("reason").and_then(|m| m.as_str()).unwrap_or("");
+    let code = status.get("code").and_then(|c| c.as_u64()).unwrap_or(0);
+    let denied = format!("admission webhook \"{webhook}\" denied the request");
+    let text = if !message.is_empty() {
+        format!("{denied}: {message}")
+    } else if !reason.is_empty() {
+        format!("{denied}: {reason}")
+    } else {
+        format!("{denied} without explanation")
+    };
+    let code = u16::try_from(code).unwrap_or(500).max(400);
+    let mut e = ApiError::new(code, reason, text);
+    e.details = status.get("details").cloned().map(Box::new);
+    e
+}
+
 enum CallError {
     /// The webhook answered `allowed: false`.
     Denied(ApiError),
@@ -2147,21 +2166,7 @@ async fn call_webhook(
     }
     let warnings = str_list(r, "warnings");
     if r.get("allowed").and_then(|a| a.as_bool()) != Some(true) {
-        // kube-apiserver's webhookerrors.ToStatusErr.
-        let st = r.get("status").cloned().unwrap_or(Value::Null);
-        let message = st.get("message").and_then(|m| m.as_str()).unwrap_or("");
-        let reason = st.get("reason").and_then(|m| m.as_str()).unwrap_or("");
-        let code = st.get("code").and_then(|c| c.as_u64()).unwrap_or(0);
-        let denied = format!("admission webhook \"{name}\" denied the request");
-        let text = if !message.is_empty() {
-            format!("{denied}: {message}")
-        } else if !reason.is_empty() {
-            format!("{denied}: {reason}")
-        } else {
-            format!("{denied} without explanation")
-        };
-        let mut e = ApiError::new(if code < 400 { 400 } else { code as u16 }, reason, text);
-        e.details = st.get("details").cloned().map(Box::new);
+        let mut e = to_status_err(name, r.get("status").unwrap_or(&Value::Null));
         e.warnings = warnings;
         return Err(CallError::Denied(e));
     }
@@ -2396,6 +2401,40 @@ mod tests {
             &labels
         )
         .unwrap());
+    }
+
+    #[test]
+    fn denials_read_like_kube_apiserver() {
+        let e = to_status_err("v.x.io", &json!({"message": "bad field", "code": 200}));
+        assert_eq!(
+            (e.code, e.message.as_str(), e.reason.as_str()),
+            (
+                400,
+                "admission webhook \"v.x.io\" denied the request: bad field",
+                ""
+            )
+        );
+        let e = to_status_err("v.x.io", &json!({"reason": "Forbidden", "code": 403}));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                403,
+                "admission webhook \"v.x.io\" denied the request: Forbidden"
+            )
+        );
+        let e = to_status_err("v.x.io", &Value::Null);
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                400,
+                "admission webhook \"v.x.io\" denied the request without explanation"
+            )
+        );
+        assert_eq!(e.status()["status"], "Failure");
+        assert_eq!(
+            warning_header(r#"say "hi" \ bye"#).unwrap(),
+            r#"299 - "say \"hi\" \\ bye""#
+        );
     }
 
     #[test]
