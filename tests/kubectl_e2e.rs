@@ -160,7 +160,7 @@ impl Cluster {
     /// Installs a second control plane: `meshd serve --revision R` behind the Service
     /// `meshd-R.istio-system`, with the webhook configurations `manifest generate --revision R`
     /// renders.
-    fn install_revision(&mut self, revision: &str) {
+    fn install_revision(&mut self, revision: &str, edit: impl Fn(&mut Value)) {
         let service = format!("meshd-{revision}");
         let meshd = Server::start(&["--revision", revision, "--service-name", &service]);
         self.api.register_service(
@@ -169,7 +169,7 @@ impl Cluster {
             443,
             format!("127.0.0.1:{}", meshd.webhook_port).parse().unwrap(),
         );
-        self.install_webhooks(Some(revision), &meshd.ca_pem(), |_| {});
+        self.install_webhooks(Some(revision), &meshd.ca_pem(), edit);
         self.revisions.push(meshd);
     }
 
@@ -464,7 +464,7 @@ fn labels(spec: &str) -> Value {
 #[test]
 fn selection_truth_table_holds_through_the_stand_in() {
     let mut c = Cluster::new();
-    c.install_revision("canary");
+    c.install_revision("canary", |_| {});
     const DEF: &str = "meshd-sidecar-injector";
     const CAN: &str = "meshd-sidecar-injector-canary";
     let ns_ = |w: &str| format!("{DEF}/{w}");
@@ -1076,4 +1076,56 @@ fn committed_manifests_install_with_kubectl_and_admission_works_once_the_ca_bund
         )),
         "{out}"
     );
+}
+
+/// `reinvocationPolicy: IfNeeded`: when a later mutating webhook changes the pod, the stand-in
+/// calls an IfNeeded webhook once more. Two injectors both select the pod here: the default
+/// revision's (first by configuration name) and the canary's, which re-injects the pod as
+/// canary. With `Never` the canary's sidecar stays; with `IfNeeded` on the default injector it
+/// is called again and its re-injection wins.
+#[test]
+fn reinvocation_policy_is_honoured() {
+    for (policy, calls, revision) in [("Never", 2, "canary"), ("IfNeeded", 3, "default")] {
+        let mut c = Cluster::with(Server::start(&[]), |d| {
+            if d["kind"] == "MutatingWebhookConfiguration" {
+                for w in d["webhooks"].as_array_mut().unwrap() {
+                    w["reinvocationPolicy"] = json!(policy);
+                }
+            }
+        });
+        // The canary's namespace webhook selects istio-injection=enabled namespaces too.
+        c.install_revision("canary", |d| {
+            if d["kind"] == "MutatingWebhookConfiguration" {
+                for w in d["webhooks"].as_array_mut().unwrap() {
+                    if w["name"] == INJECTOR_REV_NS {
+                        w["namespaceSelector"] =
+                            json!({"matchLabels": {"istio-injection": "enabled"}});
+                    }
+                }
+            }
+        });
+        c.namespace("bookinfo", json!({"istio-injection": "enabled"}));
+        let out = c.apply(
+            &pod("reviews-v1", "bookinfo", json!({}), json!({})).to_string(),
+            &[],
+        );
+        assert!(out.ok, "{out}");
+        let stored = c.get("pod", "bookinfo", "reviews-v1").unwrap();
+        let status: Value = serde_json::from_str(
+            stored["metadata"]["annotations"]["sidecar.istio.io/status"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        let called = c.mutating_calls_by_config("bookinfo");
+        let first = format!("meshd-sidecar-injector/{INJECTOR_NS}");
+        let second = format!("meshd-sidecar-injector-canary/{INJECTOR_REV_NS}");
+        let want = [first.clone(), second, first];
+        assert_eq!(called, want[..calls], "{policy}");
+        assert_eq!(status["revision"], revision, "{policy}: {called:?}");
+        assert_eq!(
+            container_names(&stored, "containers"),
+            ["reviews-v1", "istio-proxy"]
+        );
+    }
 }
