@@ -1129,3 +1129,36 @@ fn reinvocation_policy_is_honoured() {
         );
     }
 }
+
+/// spec/kubernetes.md §3.3: a dry-run request that matches a webhook with side effects is
+/// rejected without calling it; the same request for real calls it.
+#[test]
+fn dry_run_needs_a_webhook_without_side_effects() {
+    let c = Cluster::with(Server::start(&[]), |d| {
+        if d["kind"] == "ValidatingWebhookConfiguration" {
+            for w in d["webhooks"].as_array_mut().unwrap() {
+                w["sideEffects"] = json!("Some");
+            }
+        }
+    });
+    c.namespace("bookinfo", json!({}));
+    let out = c.apply(GOOD_VS, &["--dry-run=server"]);
+    assert!(!out.ok, "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "Error from server (BadRequest): error when creating"
+        )) && out.stderr.contains(&format!(
+            "admission webhook \"{VALIDATOR}\" does not support dry run"
+        )),
+        "{out}"
+    );
+    let out = c.apply(GOOD_VS, &[]);
+    assert!(out.ok, "{out}");
+    let calls = c.api.webhook_calls();
+    let outcomes: Vec<&str> = calls
+        .iter()
+        .filter(|w| w.namespace == "bookinfo")
+        .map(|w| w.outcome.as_str())
+        .collect();
+    assert_eq!(outcomes, ["not called: no dry-run support", "allowed"]);
+}

@@ -336,7 +336,8 @@ pub struct WebhookCall {
     /// `request.name` as sent (empty for a generateName create before naming).
     pub name: String,
     pub dry_run: bool,
-    /// `allowed`, `denied: …`, `patched`, or `error: …`.
+    /// `allowed`, `denied: …`, `patched`, `error: …` (call failed), or `not called: no dry-run
+    /// support` (a dry run matched a webhook with side effects; nothing was sent).
     pub outcome: String,
 }
 
@@ -2257,7 +2258,7 @@ async fn run_webhook(
             mutating,
             attrs,
             &version,
-            "error: no dry run".into(),
+            "not called: no dry-run support".into(),
         );
         let mut e = ApiError::bad_request(format!(
             "admission webhook \"{name}\" does not support dry run"
