@@ -1145,11 +1145,11 @@ fn dry_run_needs_a_webhook_without_side_effects() {
     let out = c.apply(GOOD_VS, &["--dry-run=server"]);
     assert!(!out.ok, "{out}");
     assert!(
-        out.stderr.contains(&format!(
-            "Error from server (BadRequest): error when creating"
-        )) && out.stderr.contains(&format!(
-            "admission webhook \"{VALIDATOR}\" does not support dry run"
-        )),
+        out.stderr
+            .contains("Error from server (BadRequest): error when creating")
+            && out.stderr.contains(&format!(
+                "admission webhook \"{VALIDATOR}\" does not support dry run"
+            )),
         "{out}"
     );
     let out = c.apply(GOOD_VS, &[]);
