@@ -1162,3 +1162,43 @@ fn dry_run_needs_a_webhook_without_side_effects() {
         .collect();
     assert_eq!(outcomes, ["not called: no dry-run support", "allowed"]);
 }
+
+/// `kubectl apply --server-side` (the stand-in's simplified server-side apply) goes through the
+/// same admission chain: an injected pod, a denied VirtualService, a good one created and then
+/// updated.
+#[test]
+fn server_side_apply_goes_through_admission() {
+    let c = Cluster::new();
+    c.namespace("bookinfo", json!({"istio-injection": "enabled"}));
+    let p = pod("reviews-v1", "bookinfo", json!({}), json!({}));
+    let out = c.apply(&p.to_string(), &["--server-side"]);
+    assert!(out.ok, "{out}");
+    assert!(
+        out.stdout.contains("pod/reviews-v1 serverside-applied"),
+        "{out}"
+    );
+    assert!(is_injected(
+        &c.get("pod", "bookinfo", "reviews-v1").unwrap()
+    ));
+
+    let out = c.apply(BAD_VS, &["--server-side"]);
+    assert!(!out.ok, "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "admission webhook \"{VALIDATOR}\" denied the request: "
+        )),
+        "{out}"
+    );
+    assert!(c.get("virtualservice", "bookinfo", "reviews").is_none());
+    let out = c.apply(GOOD_VS, &["--server-side", "--dry-run=server"]);
+    assert!(out.ok, "{out}");
+    assert!(c.get("virtualservice", "bookinfo", "reviews").is_none());
+    let out = c.apply(GOOD_VS, &["--server-side"]);
+    assert!(out.ok, "{out}");
+    let out = c.apply(BAD_VS, &["--server-side"]);
+    assert!(!out.ok, "an UPDATE is validated too: {out}");
+    let last = c.api.webhook_calls().pop().unwrap();
+    assert_eq!(last.operation, "UPDATE");
+    let stored = c.get("virtualservice", "bookinfo", "reviews").unwrap();
+    assert_eq!(stored["spec"]["http"][0]["route"][1]["weight"], 20);
+}

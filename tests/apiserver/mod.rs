@@ -34,12 +34,16 @@
 //!   patch, and a simplified strategic merge patch: maps merge, lists of objects merge by the
 //!   usual key — `name`, `containerPort`/`port`, `mountPath` — the `$patch`,
 //!   `$setElementOrder/…`, `$deleteFromPrimitiveList/…` and `$retainKeys` directives are honoured;
-//!   other lists are replaced) and delete (immediate; deleting a namespace deletes its objects).
+//!   other lists are replaced; and a simplified server-side apply, `application/apply-patch+yaml`:
+//!   create if missing, else merge, without managedFields or conflict detection) and delete
+//!   (immediate; deleting a namespace deletes its objects).
 //!   `?dryRun=All` runs everything (including admission, with `request.dryRun: true`) but stores
 //!   nothing. `?watch=true` streams `ADDED`/`MODIFIED`/`DELETED` events (initial state first
 //!   without a resourceVersion, else the changes after it; no bookmarks, no 410 Gone: all history
-//!   is kept). Not supported: server-side apply (`application/apply-patch+yaml` → 415),
-//!   subresources, protobuf, field validation, authn/authz, finalizers, defaulting of pod fields.
+//!   is kept). Not supported: subresources (`/status`, `/scale`, …), protobuf, pagination
+//!   (`limit` is ignored, everything comes in one page), field validation, authentication and
+//!   authorization (every request is `kubernetes-admin`), finalizers and graceful deletion,
+//!   defaulting of pod fields, controllers, garbage collection (except a namespace's objects).
 //! - `metadata.name` from `generateName` (after mutating admission and before validating
 //!   admission, as kube-apiserver does, so the injector sees an empty name), `uid`,
 //!   `resourceVersion`, `creationTimestamp`; namespaces get the `kubernetes.io/metadata.name`
@@ -1412,7 +1416,11 @@ fn store(s: &Shared, req: &Req, obj: &mut Value, create: bool) -> Result<(), Api
 }
 
 async fn create(s: &Arc<Shared>, req: &Req, body: &[u8]) -> VerbResult {
-    let mut obj = parse_body(body)?;
+    let obj = parse_body(body)?;
+    create_object(s, req, obj).await
+}
+
+async fn create_object(s: &Arc<Shared>, req: &Req, mut obj: Value) -> VerbResult {
     check_kind(req, &obj)?;
     set_namespace(req, &mut obj)?;
     require_namespace(s, req)?;
@@ -1511,6 +1519,9 @@ async fn patch(
     content_type: &str,
     body: &[u8],
 ) -> VerbResult {
+    if content_type == "application/apply-patch+yaml" {
+        return server_side_apply(s, req, name, body).await;
+    }
     let old = existing(s, req, name)?;
     let mut obj = old.clone();
     match content_type {
@@ -1541,13 +1552,47 @@ async fn patch(
             return Err(ApiError::new(
                 415,
                 "UnsupportedMediaType",
-                format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (the test stand-in does not implement {other:?})"),
+                format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (the test stand-in does not implement {other:?})"),
             ))
         }
     }
     // A patch never moves the object between versions.
     obj["apiVersion"] = json!(req.api_version());
     obj["kind"] = json!(req.rt.kind);
+    if let Some(m) = obj.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        m.remove("resourceVersion");
+    }
+    update_object(s, req, old, obj).await
+}
+
+/// A **simplified** server-side apply: no managedFields, no field ownership or conflicts. A
+/// missing object is created (admission CREATE); an existing one gets the applied configuration
+/// merged in (strategic merge for built-in kinds, JSON merge for Istio kinds; fields left out of
+/// the configuration are kept, not removed) and goes through admission as UPDATE.
+async fn server_side_apply(s: &Arc<Shared>, req: &Req, name: &str, body: &[u8]) -> VerbResult {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::bad_request(format!("apply patch is not UTF-8: {e}")))?;
+    let applied: Value = serde_norway::from_str(text)
+        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+    if !applied.is_object() {
+        return Err(ApiError::bad_request("the apply patch is not an object"));
+    }
+    if name_of(&applied) != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            name_of(&applied)
+        )));
+    }
+    let Ok(old) = existing(s, req, name) else {
+        return create_object(s, req, applied).await;
+    };
+    check_kind(req, &applied)?;
+    let mut obj = old.clone();
+    if req.rt.group.ends_with(".istio.io") {
+        json_patch::merge(&mut obj, &applied);
+    } else {
+        strategic_merge(&mut obj, &applied);
+    }
     if let Some(m) = obj.get_mut("metadata").and_then(|m| m.as_object_mut()) {
         m.remove("resourceVersion");
     }
