@@ -1,17 +1,20 @@
 //! **A kube-apiserver stand-in for tests — a test double, not an API server.**
 //!
 //! No real kube-apiserver can be installed on the build machines, so the kubectl end-to-end tests
-//! talk to this in-memory HTTP server instead. It implements just enough of the Kubernetes REST API
-//! for the real `kubectl` (v1.32) to run `apply` (client-side), `apply --dry-run=server`, `create`,
-//! `get -o json` and `delete`, and it reproduces the part of kube-apiserver that matters to meshd:
-//! the dynamic admission chain driven by the Mutating/ValidatingWebhookConfigurations stored in it.
+//! talk to this in-memory, plain-HTTP server instead. It implements just enough of the Kubernetes
+//! REST API for the real `kubectl` (v1.32) to run `apply` (client-side and `--server-side`, with
+//! or without `--dry-run=server`), `create`, `get -o json`, `get --watch`, `patch` and `delete`,
+//! and it reproduces the part of kube-apiserver that matters to meshd: the dynamic admission
+//! chain driven by the Mutating/ValidatingWebhookConfigurations stored in it. Being a test double,
+//! it is only as faithful as the behaviour listed here; where it simplifies, it says so.
 //!
 //! What it serves:
 //! - `/version`; discovery: aggregated (`apidiscovery.k8s.io/v2` `APIGroupDiscoveryList` from
 //!   `/api` and `/apis`, which kubectl 1.32 asks for first) and legacy (`/api`, `/api/v1`, `/apis`,
 //!   `/apis/<g>`, `/apis/<g>/<v>`, which kubectl falls back to when the answer is plain
-//!   `application/json`; [`ApiServer::set_aggregated_discovery`] forces that path). `/openapi/v3` and `/openapi/v3/<gv>` list only each resource's PATCH
-//!   operation with its `x-kubernetes-group-version-kind` and the `fieldValidation` parameter:
+//!   `application/json`; [`ApiServer::set_aggregated_discovery`] forces that path).
+//!   `/openapi/v3` and `/openapi/v3/<gv>` list only each resource's PATCH operation with its
+//!   `x-kubernetes-group-version-kind` and the `fieldValidation` parameter:
 //!   that is all kubectl's default `--validate=strict` looks for before leaving validation to the
 //!   server (it then sends `fieldValidation=Strict`). There are no schemas: the stand-in accepts
 //!   `fieldValidation` and validates no fields (unknown or duplicate fields are NOT rejected as a
@@ -74,10 +77,18 @@
 //!   `Warning: 299 - "<text>"` headers; a failed call with `failurePolicy: Fail` (the default) is
 //!   a 500 `InternalError`: `Internal error occurred: failed calling webhook "<name>": failed to
 //!   call webhook: Post "<url>": <error>`, where the error mimics Go's wording for a refused
-//!   connection and a timeout (`context deadline exceeded`) and is the Rust error text otherwise;
+//!   connection, a timeout (`context deadline exceeded`) and an untrusted certificate
+//!   (`x509: certificate signed by unknown authority`, the rustls error in brackets), and is the
+//!   Rust error text otherwise;
 //!   with `Ignore` the failure is logged ("failing open") and the request continues.
 //! - dry-run requests to a webhook whose `sideEffects` is not `None`/`NoneOnDryRun` are rejected
 //!   (`admission webhook "<name>" does not support dry run`).
+//!
+//! For tests: [`ApiServer::start`] (own thread and runtime, so tests may block on kubectl; stops
+//! on drop), [`ApiServer::write_kubeconfig`], [`ApiServer::register_service`],
+//! [`ApiServer::get`]/[`ApiServer::list`] (the store, bypassing HTTP), [`ApiServer::webhook_calls`]
+//! (which webhook saw what, with the outcome) and [`ApiServer::log`] (requests and admission
+//! notes, for failure messages).
 //!
 //! Every webhook call is recorded ([`ApiServer::webhook_calls`]) so tests can assert which
 //! webhooks a request reached.
