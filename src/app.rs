@@ -53,6 +53,37 @@ pub fn ensure_certificates(args: &ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// meshd's webhook configuration names: the flags, else the names `meshd manifest generate` uses.
+fn webhook_names(args: &ServeArgs) -> crate::kube::WebhookNames {
+    let revision = args
+        .revision
+        .clone()
+        .filter(|r| r != "default")
+        .unwrap_or_default();
+    let rev = if revision.is_empty() {
+        String::new()
+    } else {
+        format!("-{revision}")
+    };
+    let ns = if args.namespace == "istio-system" {
+        String::new()
+    } else {
+        format!("-{}", args.namespace)
+    };
+    crate::kube::WebhookNames {
+        mutating: args
+            .mutating_webhook_config
+            .clone()
+            .unwrap_or_else(|| format!("meshd-sidecar-injector{rev}{ns}")),
+        validating: args
+            .validating_webhook_config
+            .clone()
+            .unwrap_or_else(|| format!("meshd-validator{rev}{ns}")),
+        namespace: args.namespace.clone(),
+        revision,
+    }
+}
+
 /// Builds the injector from the serve flags.
 pub fn build_injector(args: &ServeArgs) -> anyhow::Result<Injector> {
     let read = |flag: &str, p: &Option<std::path::PathBuf>| -> anyhow::Result<Option<String>> {
@@ -155,11 +186,66 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         timeouts,
         shutdown_rx.clone(),
     ));
+    // The CA the webhooks must trust: ca.crt beside the certificate, else the chain's last cert.
+    let ca_path = args.ca_cert.clone().unwrap_or_else(|| {
+        args.tls_cert
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("ca.crt")
+    });
+    let read_ca = {
+        let ca_path = ca_path.clone();
+        move |chain_pem: &str| {
+            std::fs::read_to_string(&ca_path).unwrap_or_else(|_| chain_pem.to_string())
+        }
+    };
+    let (ca_tx, ca_rx) = watch::channel(read_ca(&loaded.chain_pem));
+    let (patched_tx, patched_rx) = watch::channel(String::new());
+    let kube_enabled = args.kube || args.kubeconfig.is_some();
+    if kube_enabled {
+        let client = crate::kube::connect(args.kubeconfig.as_ref()).await?;
+        let names = webhook_names(&args);
+        tracing::info!(mutating = %names.mutating, validating = %names.validating, ca = %ca_path.display(), "keeping webhook configurations up to date");
+        tasks.spawn(crate::kube::run_upkeep(
+            client,
+            names,
+            ca_rx,
+            patched_tx,
+            metrics.clone(),
+            shutdown_rx.clone(),
+        ));
+    }
     let reload_metrics = metrics.clone();
     tasks.spawn(tls::watch(
         paths,
         resolver,
         args.cert_reload_interval,
+        // With the kube source, a new CA is in the webhooks' caBundle before it is served.
+        move |loaded: &tls::LoadedCert| {
+            let ca = read_ca(&loaded.chain_pem);
+            let ca_tx = ca_tx.clone();
+            let mut patched = patched_rx.clone();
+            async move {
+                ca_tx.send_if_modified(|cur| {
+                    let changed = *cur != ca;
+                    if changed {
+                        *cur = ca.clone();
+                    }
+                    changed
+                });
+                if kube_enabled {
+                    let wait = patched.wait_for(|p| *p == ca);
+                    if tokio::time::timeout(std::time::Duration::from_secs(10), wait)
+                        .await
+                        .is_err()
+                    {
+                        tracing::warn!(
+                            "caBundle not updated within 10s; serving the new certificate anyway"
+                        );
+                    }
+                }
+            }
+        },
         move |_| {
             reload_metrics.cert_reloads.inc();
         },

@@ -11,6 +11,7 @@
 //! - [`validate`]: validation rules per Istio kind (pure).
 //! - [`server`]: HTTPS/HTTP serving with timeouts and graceful shutdown.
 //! - [`manifest`]: deployment manifests rendered from `deploy/` profiles and templates.
+//! - [`kube`]: the Kubernetes client: webhook configuration upkeep (caBundle, failurePolicy).
 //! - [`cli`]: clap definitions, one file per subcommand.
 
 pub mod admission;
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod inject;
 pub mod istio;
+pub mod kube;
 pub mod manifest;
 pub mod server;
 pub mod telemetry;

@@ -23,7 +23,7 @@ fn main() -> std::process::ExitCode {
                 .enable_all()
                 .build()
                 .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(meshd::app::serve(args)))
+                .and_then(|rt| rt.block_on(meshd::app::serve(*args)))
         }
     };
     match result {

@@ -1202,3 +1202,155 @@ fn server_side_apply_goes_through_admission() {
     let stored = c.get("virtualservice", "bookinfo", "reviews").unwrap();
     assert_eq!(stored["spec"]["http"][0]["route"][1]["weight"], 20);
 }
+
+/// `meshd serve --kubeconfig` installed from the committed manifests: meshd writes its CA into
+/// both webhook configurations, flips validation to `failurePolicy: Fail` after its self-check,
+/// and follows a CA rotation (new and old CA trusted across the switch) with no failed call.
+#[test]
+fn meshd_keeps_its_webhook_configurations_up_to_date_across_ca_rotation() {
+    let kubectl = kubectl_path();
+    let api = ApiServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let meshd = Server::start(&[
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--cert-reload-interval",
+        "200ms",
+    ]);
+    api.register_service(
+        "meshd",
+        "istio-system",
+        443,
+        format!("127.0.0.1:{}", meshd.webhook_port).parse().unwrap(),
+    );
+    let c = Cluster {
+        api,
+        meshd,
+        dir,
+        kubeconfig,
+        kubectl,
+        files: std::cell::Cell::new(0),
+        revisions: Vec::new(),
+    };
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/meshd.yaml");
+    let out = c.kubectl(&["apply", "-f", manifest]);
+    assert!(out.ok, "{out}");
+
+    let bundle_of = |kind: &str, name: &str| -> Vec<String> {
+        c.get(kind, "", name).unwrap()["webhooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                w["clientConfig"]["caBundle"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
+    };
+    let b64 = |pem: &[u8]| base64::engine::general_purpose::STANDARD.encode(pem);
+    let wait_for = |what: &str, cond: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !cond() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; meshd log:\n{}",
+                c.meshd.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let ca1 = c.meshd.ca_pem();
+    wait_for("caBundle = meshd's CA", &|| {
+        bundle_of("mutatingwebhookconfiguration", "meshd-sidecar-injector")
+            .iter()
+            .all(|b| *b == b64(&ca1))
+            && bundle_of("validatingwebhookconfiguration", "meshd-validator")
+                .iter()
+                .all(|b| *b == b64(&ca1))
+    });
+    wait_for("validation failurePolicy Fail", &|| {
+        c.get("validatingwebhookconfiguration", "", "meshd-validator")
+            .unwrap()["webhooks"][0]["failurePolicy"]
+            == "Fail"
+    });
+    // The self-check's dry run stored nothing.
+    assert!(c
+        .get("gateway", "istio-system", "invalid-gateway")
+        .is_none());
+
+    c.namespace("bookinfo", json!({"istio-injection": "enabled"}));
+    let out = c.apply(
+        &pod("reviews-v1", "bookinfo", json!({}), json!({})).to_string(),
+        &[],
+    );
+    assert!(out.ok, "{out}");
+    assert!(is_injected(
+        &c.get("pod", "bookinfo", "reviews-v1").unwrap()
+    ));
+    let out = c.apply(BAD_VS, &[]);
+    assert!(
+        !out.ok && out.stderr.contains("denied the request"),
+        "{out}"
+    );
+
+    // Rotate to a new CA while pods keep being created.
+    let staging = tempfile::tempdir().unwrap();
+    let gen = Command::new(meshd_bin())
+        .args(["certs", "generate", "--out"])
+        .arg(staging.path())
+        .output()
+        .unwrap();
+    assert!(gen.status.success());
+    let ca2 = std::fs::read(staging.path().join("ca.crt")).unwrap();
+    for f in ["ca.crt", "ca.key", "tls.key", "tls.crt"] {
+        std::fs::rename(staging.path().join(f), c.meshd.path(&format!("certs/{f}"))).unwrap();
+    }
+    let mut failures = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let name = format!("rotation-{n}");
+        let out = c.apply(
+            &pod(&name, "bookinfo", json!({}), json!({})).to_string(),
+            &[],
+        );
+        if !out.ok {
+            failures.push(out.to_string());
+        }
+        let bundle = bundle_of("mutatingwebhookconfiguration", "meshd-sidecar-injector");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(&bundle[0])
+            .unwrap();
+        let text = String::from_utf8(decoded).unwrap();
+        let served_new = c.meshd.log_text().contains("serving certificate reloaded");
+        if text.contains(String::from_utf8_lossy(&ca2).trim()) && served_new && n > 3 {
+            // Old and new CA are both trusted across the switch.
+            assert!(
+                text.contains(String::from_utf8_lossy(&ca1).trim()),
+                "previous CA kept in the bundle"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "caBundle did not follow the new CA; log:\n{}",
+            c.meshd.log_text()
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "admission failed during rotation: {failures:?}"
+    );
+    let out = c.apply(
+        &pod("after-rotation", "bookinfo", json!({}), json!({})).to_string(),
+        &[],
+    );
+    assert!(out.ok, "{out}");
+    assert!(is_injected(
+        &c.get("pod", "bookinfo", "after-rotation").unwrap()
+    ));
+}

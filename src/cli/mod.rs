@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the admission webhooks (:15017) and the monitoring server (:15014).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Inject the sidecar into workloads of a YAML file, offline (like istioctl kube-inject).
     KubeInject(kube_inject::KubeInjectArgs),
     /// Certificate utilities.

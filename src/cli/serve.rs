@@ -54,6 +54,22 @@ pub struct ServeArgs {
     /// How long shutdown waits for in-flight requests.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: std::time::Duration,
+    /// Keep meshd's webhook configurations up to date through the Kubernetes API (caBundle,
+    /// failurePolicy). Implied by --kubeconfig; in-cluster configuration otherwise.
+    #[arg(long)]
+    pub kube: bool,
+    /// kubeconfig file for the Kubernetes API.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// CA certificate written into the webhooks' caBundle (default: ca.crt beside --tls-cert).
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+    /// Name of meshd's MutatingWebhookConfiguration (default as `meshd manifest generate` names it).
+    #[arg(long)]
+    pub mutating_webhook_config: Option<String>,
+    /// Name of meshd's ValidatingWebhookConfiguration (default as `meshd manifest generate` names it).
+    #[arg(long)]
+    pub validating_webhook_config: Option<String>,
     /// Log as JSON lines.
     #[arg(long)]
     pub log_json: bool,

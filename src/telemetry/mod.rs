@@ -35,6 +35,8 @@ pub struct Metrics {
     pub cert_reloads: Counter,
     pub cert_reload_failures: Counter,
     pub cert_expiry_seconds: Gauge,
+    pub webhook_patch_attempts: Counter,
+    pub webhook_patch_failures: Counter,
 }
 
 impl Metrics {
@@ -53,6 +55,8 @@ impl Metrics {
             cert_reloads: Counter::default(),
             cert_reload_failures: Counter::default(),
             cert_expiry_seconds: Gauge::default(),
+            webhook_patch_attempts: Counter::default(),
+            webhook_patch_failures: Counter::default(),
         };
         registry.register(
             "sidecar_injection_requests",
@@ -98,6 +102,16 @@ impl Metrics {
             "meshd_cert_reload_failures",
             "Rejected certificate reloads",
             m.cert_reload_failures.clone(),
+        );
+        registry.register(
+            "webhook_patch_attempts",
+            "caBundle patch attempts",
+            m.webhook_patch_attempts.clone(),
+        );
+        registry.register(
+            "webhook_patch_failures",
+            "Failed caBundle patches",
+            m.webhook_patch_failures.clone(),
         );
         m
     }

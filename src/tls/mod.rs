@@ -241,14 +241,20 @@ pub fn fingerprint(paths: &CertPaths) -> Option<(SystemTime, u64, SystemTime, u6
 }
 
 /// Watches the files and swaps the certificate when they change. A bad new certificate is
-/// logged and the previous one stays in service. `on_reload` is told about each successful swap.
-pub async fn watch(
+/// logged and the previous one stays in service. `before_swap` runs (and is awaited) before a
+/// new certificate is served, so clients can be told to trust its CA first; `on_reload` is
+/// told about each successful swap.
+pub async fn watch<B, BF>(
     paths: CertPaths,
     resolver: Arc<Resolver>,
     interval: Duration,
+    mut before_swap: B,
     mut on_reload: impl FnMut(&LoadedCert) + Send,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
+) where
+    B: FnMut(&LoadedCert) -> BF + Send,
+    BF: std::future::Future<Output = ()> + Send,
+{
     let mut last = fingerprint(&paths);
     let mut last_failed: Option<_> = None;
     loop {
@@ -262,6 +268,7 @@ pub async fn watch(
         }
         match load(&paths) {
             Ok(loaded) => {
+                before_swap(&loaded).await;
                 resolver.swap(loaded.key.clone());
                 tracing::info!(cert = %paths.cert.display(), subject = %loaded.info.subject, not_after = %loaded.info.not_after, "serving certificate reloaded");
                 on_reload(&loaded);
