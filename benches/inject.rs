@@ -18,7 +18,11 @@ fn hello_pod() -> Value {
 }
 
 fn big_pod() -> Value {
-    let env: Vec<Value> = (0..1500).map(|i| json!({"name": format!("VAR_{i:04}"), "value": format!("value-{i}-{}", "x".repeat(20))})).collect();
+    let env: Vec<Value> = (0..1500)
+        .map(
+            |i| json!({"name": format!("VAR_{i:04}"), "value": format!("v{i}-{}", "x".repeat(12))}),
+        )
+        .collect();
     let mut p = hello_pod();
     p["spec"]["containers"][0]["env"] = Value::Array(env);
     p
@@ -45,6 +49,28 @@ fn bench(c: &mut Criterion) {
     c.bench_function("inject_hello_pod", |b| b.iter(|| inject_once(&inj, &hello)));
     c.bench_function("inject_1500_env_pod", |b| {
         b.iter(|| inject_once(&inj, &big))
+    });
+    // Every pod distinct (a label changes), so the template is rendered and parsed each time.
+    let mut n = 0u64;
+    let mut distinct = |base: &Value| {
+        n += 1;
+        let mut p = base.clone();
+        p["metadata"]["labels"]["version"] = json!(format!("v{n}"));
+        p
+    };
+    c.bench_function("inject_hello_pod_uncached", |b| {
+        b.iter_batched(
+            || distinct(&hello),
+            |p| inject_once(&inj, &p),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    c.bench_function("inject_1500_env_pod_uncached", |b| {
+        b.iter_batched(
+            || distinct(&big),
+            |p| inject_once(&inj, &p),
+            criterion::BatchSize::SmallInput,
+        )
     });
 }
 
