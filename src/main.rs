@@ -13,17 +13,23 @@ fn main() -> std::process::ExitCode {
         Command::Certs(args) => meshd::cli::certs::run(args),
         Command::Manifest(args) => meshd::cli::manifest::run_manifest(args),
         Command::Profile(args) => meshd::cli::manifest::run_profile(args),
+        Command::Install(args) => {
+            runtime().and_then(|rt| rt.block_on(meshd::cli::install::run_install(args)))
+        }
+        Command::VerifyInstall(args) => {
+            match runtime().and_then(|rt| rt.block_on(meshd::cli::install::run_verify(args))) {
+                Ok(true) => Ok(()),
+                Ok(false) => return std::process::ExitCode::FAILURE,
+                Err(e) => Err(e),
+            }
+        }
         Command::Validate(args) => {
             let code = meshd::cli::validate::run(&args);
             return std::process::ExitCode::from(u8::try_from(code).unwrap_or(2));
         }
         Command::Serve(args) => {
             meshd::telemetry::init_tracing(args.log_json);
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(meshd::app::serve(*args)))
+            runtime().and_then(|rt| rt.block_on(meshd::app::serve(*args)))
         }
     };
     match result {
@@ -33,4 +39,10 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }

@@ -1354,3 +1354,76 @@ fn meshd_keeps_its_webhook_configurations_up_to_date_across_ca_rotation() {
         &c.get("pod", "bookinfo", "after-rotation").unwrap()
     ));
 }
+
+/// `meshd install` applies the rendered manifests server-side; `meshd verify-install` reports
+/// each object present, different (naming the field) or missing.
+#[test]
+fn install_and_verify_install() {
+    let c = Cluster::bare(Server::start(&[]));
+    let kc = c.kubeconfig.to_str().unwrap().to_string();
+    let meshd = |args: &[&str]| {
+        let out = Command::new(meshd_bin())
+            .args(args)
+            .args(["--kubeconfig", &kc])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) = meshd(&["install", "--timeout", "0s"]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("applied Deployment istio-system/meshd"),
+        "{stdout}"
+    );
+    assert!(c.get("deployment", "istio-system", "meshd").is_some());
+    assert!(c
+        .get("mutatingwebhookconfiguration", "", "meshd-sidecar-injector")
+        .is_some());
+
+    let (ok, stdout, _) = meshd(&["verify-install"]);
+    assert!(ok, "{stdout}");
+    assert!(
+        stdout.contains("✔ Service istio-system/meshd: present"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(", 0 missing or different"), "{stdout}");
+
+    let out = c.kubectl(&[
+        "patch",
+        "deployment",
+        "meshd",
+        "-n",
+        "istio-system",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/replicas","value":5}]"#,
+    ]);
+    assert!(out.ok, "{out}");
+    let out = c.kubectl(&["delete", "service", "meshd", "-n", "istio-system"]);
+    assert!(out.ok, "{out}");
+    let (ok, stdout, _) = meshd(&["verify-install"]);
+    assert!(!ok, "verify-install must fail: {stdout}");
+    assert!(
+        stdout.contains("✘ Deployment istio-system/meshd: different"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("spec.replicas: 5 (want 2)"), "{stdout}");
+    assert!(
+        stdout.contains("✘ Service istio-system/meshd: missing"),
+        "{stdout}"
+    );
+
+    // Installing again repairs both.
+    let (ok, _, stderr) = meshd(&["install", "--timeout", "0s"]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, _) = meshd(&[
+        "verify-install",
+        "-f",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/meshd.yaml"),
+    ]);
+    assert!(ok, "{stdout}");
+}

@@ -2,6 +2,7 @@
 //! arguments and calling the library.
 
 pub mod certs;
+pub mod install;
 pub mod kube_inject;
 pub mod manifest;
 pub mod serve;
@@ -29,6 +30,10 @@ pub enum Command {
     Manifest(manifest::ManifestArgs),
     /// List, print or compare installation profiles.
     Profile(manifest::ProfileArgs),
+    /// Install meshd into a cluster (server-side apply of the rendered manifests) and wait for it.
+    Install(install::InstallArgs),
+    /// Check that every object of an installation is present and as rendered.
+    VerifyInstall(install::VerifyArgs),
     /// Validate Istio config files strictly, like `istioctl validate` (exit 0 valid, 1 invalid, 2 usage/IO).
     Validate(validate::Args),
 }

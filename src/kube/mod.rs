@@ -4,6 +4,8 @@
 //! from `failurePolicy: Ignore` to `Fail` once a dry-run of a known-bad object shows that the
 //! API server reaches meshd and meshd rejects bad config (as istiod's validation controller).
 
+pub mod install;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
