@@ -8,11 +8,16 @@
 //! - [`telemetry`]: tracing setup, the metrics registry and the `:15014` admin server.
 //! - [`app`]: wiring for `meshd serve`; owns every long-lived task.
 //! - [`cli`]: clap definitions, one file per subcommand.
+//! - [`istio`]: typed Istio API objects (networking.istio.io).
+//! - [`store`]: the versioned config snapshot and its file source.
+//! - [`xds`]: bootstrap, translation, ADS protocol and server.
 
 pub mod admission;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod inject;
+pub mod istio;
+pub mod store;
 pub mod telemetry;
 pub mod tls;
