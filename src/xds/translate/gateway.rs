@@ -1,0 +1,234 @@
+//! Gateway (`router~` node) listeners and route configs: one listener per bound server port, route configs
+//! `http.<port>` (plain HTTP) and `https.<port>.<portName>.<gateway>.<ns>` (TLS termination from files),
+//! virtual hosts from server hosts × bound VirtualServices, `httpsRedirect` as `require_tls: ALL`.
+
+use super::listener::{hcm, rds, status_route};
+use super::route::{qualify_gateway, virtual_service_routes, Scope};
+use super::util::{boolv, network_filter, socket, transport_socket, u32v};
+use crate::istio::{self, selector_matches};
+use crate::store::Object;
+use crate::xds::model::{hosts_intersect, PushContext};
+use crate::xds::proxy::Proxy;
+use envoy_types::pb::envoy::config::core::v3::{data_source, DataSource, TrafficDirection};
+use envoy_types::pb::envoy::config::listener::v3::{listener_filter, FilterChain, FilterChainMatch, Listener, ListenerFilter};
+use envoy_types::pb::envoy::config::route::v3::{virtual_host::TlsRequirementType, RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    common_tls_context, CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, TlsCertificate,
+};
+use envoy_types::util::pack_any;
+use std::collections::{BTreeMap, BTreeSet};
+
+type Bound<'a> = (&'a Object<istio::Gateway>, &'a istio::Server);
+
+fn is_http(s: &istio::Server) -> bool {
+    matches!(s.port.protocol.to_ascii_uppercase().as_str(), "HTTP" | "HTTP2" | "GRPC")
+}
+
+fn terminates_tls(s: &istio::Server) -> bool {
+    let proto = s.port.protocol.to_ascii_uppercase();
+    let mode = s.tls.as_ref().and_then(|t| t.mode.as_deref()).unwrap_or("SIMPLE");
+    proto == "HTTPS" && matches!(mode, "SIMPLE" | "MUTUAL")
+}
+
+/// The host part of a server host (`ns/host`, `./host`, `*/host` → `host`).
+fn server_host(h: &str) -> &str {
+    h.split_once('/').map(|(_, host)| host).unwrap_or(h)
+}
+
+fn gw_key(gw: &Object<istio::Gateway>) -> String {
+    format!("{}/{}", gw.meta.namespace, gw.meta.name)
+}
+
+/// Listeners and route configs for a gateway proxy.
+pub fn gateway_config(ctx: &PushContext, proxy: &Proxy) -> (Vec<Listener>, Vec<RouteConfiguration>) {
+    let mut by_port: BTreeMap<u32, Vec<Bound>> = BTreeMap::new();
+    for gw in &ctx.snapshot.gateways {
+        if !selector_matches(&gw.spec.selector, &proxy.labels) {
+            continue;
+        }
+        for s in &gw.spec.servers {
+            by_port.entry(s.port.number).or_default().push((gw, s));
+        }
+    }
+    let mut listeners = Vec::new();
+    let mut routes = Vec::new();
+    for (port, servers) in by_port {
+        let http: Vec<Bound> = servers.iter().copied().filter(|(_, s)| is_http(s)).collect();
+        let https: Vec<Bound> = servers.iter().copied().filter(|(_, s)| terminates_tls(s)).collect();
+        let mut chains = Vec::new();
+        if !http.is_empty() {
+            let name = format!("http.{port}");
+            chains.push(FilterChain {
+                filters: vec![network_filter(
+                    "envoy.filters.network.http_connection_manager",
+                    hcm(&format!("outbound_0.0.0.0_{port}"), rds(&name)),
+                )],
+                ..Default::default()
+            });
+            routes.push(route_config(ctx, &name, port, &http));
+        }
+        let mut used_sni = BTreeSet::new();
+        for (gw, s) in &https {
+            let name = format!("https.{port}.{}.{}.{}", s.port.name, gw.meta.name, gw.meta.namespace);
+            let mut sni: Vec<String> = s
+                .hosts
+                .iter()
+                .map(|h| server_host(h).to_string())
+                .filter(|h| h != "*")
+                .collect();
+            sni.sort();
+            sni.dedup();
+            if !used_sni.insert(sni.clone()) {
+                // Envoy rejects two chains with the same match; Istio merges them. Skip the duplicate.
+                continue;
+            }
+            let Some(tls) = downstream_tls(s.tls.as_ref()) else { continue };
+            chains.push(FilterChain {
+                filter_chain_match: Some(FilterChainMatch {
+                    server_names: sni,
+                    ..Default::default()
+                }),
+                transport_socket: Some(transport_socket("envoy.transport_sockets.tls", tls)),
+                filters: vec![network_filter(
+                    "envoy.filters.network.http_connection_manager",
+                    hcm(&format!("outbound_0.0.0.0_{port}"), rds(&name)),
+                )],
+                ..Default::default()
+            });
+            routes.push(route_config(ctx, &name, port, &[(*gw, *s)]));
+        }
+        if chains.is_empty() {
+            continue;
+        }
+        let mut listener = Listener {
+            name: format!("0.0.0.0_{port}"),
+            address: Some(socket("0.0.0.0", port)),
+            traffic_direction: TrafficDirection::Outbound as i32,
+            filter_chains: chains,
+            ..Default::default()
+        };
+        if !https.is_empty() {
+            listener.listener_filters.push(ListenerFilter {
+                name: "envoy.filters.listener.tls_inspector".into(),
+                config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(TlsInspector::default()))),
+                ..Default::default()
+            });
+        }
+        listeners.push(listener);
+    }
+    (listeners, routes)
+}
+
+fn file(path: &str) -> DataSource {
+    DataSource {
+        specifier: Some(data_source::Specifier::Filename(path.to_string())),
+        ..Default::default()
+    }
+}
+
+fn downstream_tls(tls: Option<&istio::ServerTlsSettings>) -> Option<DownstreamTlsContext> {
+    let tls = tls?;
+    let (cert, key) = (tls.server_certificate.as_ref()?, tls.private_key.as_ref()?);
+    let mut common = CommonTlsContext {
+        tls_certificates: vec![TlsCertificate {
+            certificate_chain: Some(file(cert)),
+            private_key: Some(file(key)),
+            ..Default::default()
+        }],
+        alpn_protocols: vec!["h2".into(), "http/1.1".into()],
+        ..Default::default()
+    };
+    let mutual = tls.mode.as_deref() == Some("MUTUAL");
+    if let Some(ca) = &tls.ca_certificates {
+        common.validation_context_type = Some(common_tls_context::ValidationContextType::ValidationContext(
+            CertificateValidationContext {
+                trusted_ca: Some(file(ca)),
+                ..Default::default()
+            },
+        ));
+    }
+    Some(DownstreamTlsContext {
+        common_tls_context: Some(common),
+        require_client_certificate: Some(boolv(mutual)),
+        ..Default::default()
+    })
+}
+
+fn route_config(ctx: &PushContext, name: &str, port: u32, servers: &[Bound]) -> RouteConfiguration {
+    // vhost host → (routes, require_tls)
+    let mut vhosts: BTreeMap<String, (Vec<_>, bool)> = BTreeMap::new();
+    for (gw, server) in servers {
+        let key = gw_key(gw);
+        let gateways = [key.clone()];
+        let scope = Scope {
+            ctx,
+            port,
+            gateways: &gateways,
+        };
+        let redirect = server.tls.as_ref().is_some_and(|t| t.https_redirect);
+        let hosts: Vec<&str> = server.hosts.iter().map(|h| server_host(h)).collect();
+        let mut matched_any = false;
+        for vs in &ctx.snapshot.virtual_services {
+            if !vs.spec.gateways.iter().any(|g| qualify_gateway(g, &vs.meta.namespace) == key) {
+                continue;
+            }
+            for vh in &vs.spec.hosts {
+                if !hosts.iter().any(|h| hosts_intersect(h, vh)) {
+                    continue;
+                }
+                matched_any = true;
+                let entry = vhosts.entry(vh.clone()).or_insert_with(|| (Vec::new(), false));
+                entry.0.extend(virtual_service_routes(vs, &scope));
+                entry.1 |= redirect;
+            }
+        }
+        if !matched_any && redirect {
+            for h in hosts {
+                let entry = vhosts.entry(h.to_string()).or_insert_with(|| (Vec::new(), false));
+                entry.1 = true;
+            }
+        }
+    }
+    let mut used = BTreeSet::new();
+    let mut out = Vec::new();
+    for (host, (mut routes, require_tls)) in vhosts {
+        let domains: Vec<String> = [host.clone(), format!("{host}:{port}")]
+            .into_iter()
+            .filter(|d| used.insert(d.clone()))
+            .collect();
+        if domains.is_empty() {
+            continue;
+        }
+        if routes.is_empty() {
+            routes.push(status_route("blackhole", 404));
+        }
+        out.push(VirtualHost {
+            name: format!("{host}:{port}"),
+            domains,
+            routes,
+            require_tls: if require_tls {
+                TlsRequirementType::All as i32
+            } else {
+                TlsRequirementType::None as i32
+            },
+            ..Default::default()
+        });
+    }
+    if out.is_empty() {
+        out.push(VirtualHost {
+            name: format!("blackhole:{port}"),
+            domains: vec!["*".into()],
+            routes: vec![status_route("blackhole", 404)],
+            ..Default::default()
+        });
+    }
+    RouteConfiguration {
+        name: name.to_string(),
+        virtual_hosts: out,
+        validate_clusters: Some(boolv(false)),
+        ignore_port_in_host_matching: true,
+        max_direct_response_body_size_bytes: Some(u32v(1_048_576)),
+        ..Default::default()
+    }
+}

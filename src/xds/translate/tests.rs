@@ -1,0 +1,69 @@
+use super::*;
+use crate::store::sample_snapshot;
+use crate::xds::model::PushContext;
+use crate::xds::proxy::{NodeType, Proxy};
+use std::sync::Arc;
+
+fn proxy(t: NodeType, ns: &str, labels: &[(&str, &str)]) -> Proxy {
+    Proxy {
+        id: "x".into(),
+        node_type: t,
+        ip: "10.244.0.20".into(),
+        namespace: ns.into(),
+        labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+    }
+}
+
+#[test]
+fn sidecar_layout() {
+    let ctx = PushContext::new(Arc::new(sample_snapshot()));
+    let g = generate(&ctx, &proxy(NodeType::Sidecar, "bookinfo", &[("app", "productpage"), ("version", "v1")]));
+    let lnames: Vec<_> = g.listeners.iter().map(|l| l.name.as_str()).collect();
+    assert!(lnames.contains(&"virtualOutbound"));
+    assert!(lnames.contains(&"virtualInbound"));
+    assert!(lnames.contains(&"0.0.0.0_9080"));
+    let cnames: Vec<_> = g.clusters.iter().map(|c| c.name.as_str()).collect();
+    for c in [
+        "outbound|9080||reviews.bookinfo.svc.cluster.local",
+        "outbound|9080|v2|reviews.bookinfo.svc.cluster.local",
+        "inbound|9080||",
+        "BlackHoleCluster",
+        "PassthroughCluster",
+    ] {
+        assert!(cnames.contains(&c), "missing {c} in {cnames:?}");
+    }
+    let rc = g.routes.iter().find(|r| r.name == "9080").expect("route 9080");
+    let vh = rc.virtual_hosts.iter().find(|v| v.name == "reviews.bookinfo.svc.cluster.local:9080").expect("vh");
+    assert!(vh.domains.contains(&"reviews".to_string()));
+    assert_eq!(vh.routes.len(), 2);
+    assert_eq!(rc.virtual_hosts.last().map(|v| v.name.as_str()), Some("allow_any"));
+    let v2 = g
+        .endpoints
+        .iter()
+        .find(|e| e.cluster_name == "outbound|9080|v2|reviews.bookinfo.svc.cluster.local")
+        .expect("eds");
+    assert_eq!(v2.endpoints[0].lb_endpoints.len(), 1);
+}
+
+#[test]
+fn gateway_layout() {
+    let ctx = PushContext::new(Arc::new(sample_snapshot()));
+    let g = generate(&ctx, &proxy(NodeType::Router, "istio-system", &[("istio", "ingressgateway")]));
+    assert_eq!(g.listeners.len(), 1);
+    assert_eq!(g.listeners[0].name, "0.0.0.0_8080");
+    assert_eq!(g.routes[0].name, "http.8080");
+    let vh = &g.routes[0].virtual_hosts[0];
+    assert_eq!(vh.name, "httpbin.example.com:8080");
+    assert_eq!(vh.routes.len(), 2);
+    // Not selected: no listeners.
+    let g = generate(&ctx, &proxy(NodeType::Router, "istio-system", &[("istio", "egress")]));
+    assert!(g.listeners.is_empty());
+}
+
+#[test]
+fn build_encodes_every_resource() {
+    let ctx = PushContext::new(Arc::new(sample_snapshot()));
+    let r = build(&ctx, &proxy(NodeType::Sidecar, "bookinfo", &[("app", "reviews")]));
+    assert_eq!(r.clusters.len(), r.typed.clusters.len());
+    assert!(r.of_type(crate::xds::protocol::ROUTE).is_some_and(|m| m.contains_key("9080")));
+}
