@@ -1,1 +1,3 @@
-//! TODO
+//! clap definitions, one file per subcommand.
+
+pub mod xds;

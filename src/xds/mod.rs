@@ -2,7 +2,10 @@
 //! protocol state machine, and the tonic ADS server with debounced pushes.
 
 pub mod bootstrap;
+pub mod discovery;
 pub mod model;
 pub mod protocol;
+pub mod server;
 pub mod proxy;
+pub mod proxy_config;
 pub mod translate;
