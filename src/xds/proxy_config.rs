@@ -41,7 +41,7 @@ fn dump_of<'a>(dump: &'a Value, type_suffix: &str) -> Option<&'a Value> {
     dump.get("configs")?.as_array()?.iter().find(|c| {
         c.get("@type")
             .and_then(Value::as_str)
-            .is_some_and(|t| t.ends_with(type_suffix))
+            .is_some_and(|t| t.ends_with(&format!(".{type_suffix}")))
     })
 }
 
