@@ -260,6 +260,11 @@ pub fn debug_router(state: DebugState) -> Router {
         .with_state(state)
 }
 
+/// The `/debug/connections` document as a JSON string.
+pub fn connections_json(state: &DebugState) -> String {
+    serde_json::to_string(&state.ads.shared.connections()).unwrap_or_default()
+}
+
 async fn connections(State(s): State<DebugState>) -> impl IntoResponse {
     Json(s.ads.shared.connections())
 }
