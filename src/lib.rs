@@ -18,7 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod inject;
 pub mod istio;
-pub mod xds;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod xds;

@@ -2,11 +2,17 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use meshd::cli::xds::{BootstrapArgs, DiscoveryArgs, OutputFormat, ProxyConfigArgs, ProxyConfigKind};
+use meshd::cli::xds::{
+    BootstrapArgs, DiscoveryArgs, OutputFormat, ProxyConfigArgs, ProxyConfigKind,
+};
 use std::sync::Arc;
 
 #[derive(Debug, Parser)]
-#[command(name = "meshd", version, about = "Istio-compatible sidecar injector, config validator and xDS control plane")]
+#[command(
+    name = "meshd",
+    version,
+    about = "Istio-compatible sidecar injector, config validator and xDS control plane"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,7 +47,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn bootstrap(a: BootstrapArgs) -> anyhow::Result<()> {
@@ -58,7 +67,9 @@ fn bootstrap(a: BootstrapArgs) -> anyhow::Result<()> {
     let json = meshd::xds::bootstrap::generate(&opts)?;
     let text = serde_json::to_string_pretty(&json)? + "\n";
     match a.output {
-        Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?,
+        Some(path) => {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?
+        }
         None => print!("{text}"),
     }
     Ok(())
@@ -92,10 +103,9 @@ async fn discovery(a: DiscoveryArgs) -> anyhow::Result<()> {
             .await
     });
     let mut xds_stop = stop_rx;
-    let result = server
-        .run(async move {
-            let _ = xds_stop.changed().await;
-        });
+    let result = server.run(async move {
+        let _ = xds_stop.changed().await;
+    });
     tokio::pin!(result);
     let outcome = tokio::select! {
         r = &mut result => r,
@@ -114,13 +124,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -61,7 +61,8 @@ pub struct DiscoveryArgs {
 }
 
 fn parse_dur(s: &str) -> Result<std::time::Duration, String> {
-    crate::istio::parse_duration(s).ok_or_else(|| format!("invalid duration {s:?} (e.g. 100ms, 1s)"))
+    crate::istio::parse_duration(s)
+        .ok_or_else(|| format!("invalid duration {s:?} (e.g. 100ms, 1s)"))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

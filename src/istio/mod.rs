@@ -418,7 +418,10 @@ pub struct Sidecar {
 }
 
 /// Does the gateway/workload `selector` select a proxy with `labels`? An empty selector selects all.
-pub fn selector_matches(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+pub fn selector_matches(
+    selector: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
+) -> bool {
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
@@ -439,7 +442,13 @@ mod tests {
         let r = &vs.http[0];
         assert_eq!(r.match_[0].uri, Some(StringMatch::Prefix("/status".into())));
         assert_eq!(r.route[0].weight, Some(80));
-        assert_eq!(r.fault.as_ref().and_then(|f| f.abort.as_ref()).and_then(|a| a.http_status), Some(418));
+        assert_eq!(
+            r.fault
+                .as_ref()
+                .and_then(|f| f.abort.as_ref())
+                .and_then(|a| a.http_status),
+            Some(418)
+        );
     }
 
     #[test]

@@ -28,8 +28,16 @@ impl SourceMetrics {
             "Config objects skipped because they were invalid",
             self.invalid_objects.clone(),
         );
-        registry.register("meshd_config_reloads", "Config source reloads", self.reloads.clone());
-        registry.register("meshd_config_objects", "Objects in the current config snapshot", self.objects.clone());
+        registry.register(
+            "meshd_config_reloads",
+            "Config source reloads",
+            self.reloads.clone(),
+        );
+        registry.register(
+            "meshd_config_objects",
+            "Objects in the current config snapshot",
+            self.objects.clone(),
+        );
     }
 }
 
@@ -39,7 +47,9 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
     if depth > 16 {
         return;
     }
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in rd.flatten() {
         let path = entry.path();
         let name = entry.file_name();
@@ -48,7 +58,10 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
         }
         if path.is_dir() {
             collect(&path, out, depth + 1);
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
             out.push(path);
         }
     }
@@ -122,7 +135,9 @@ pub async fn watch_dir(
 ) {
     tokio::pin!(shutdown);
     let d = dir.clone();
-    let mut last = tokio::task::spawn_blocking(move || fingerprint(&d)).await.unwrap_or_default();
+    let mut last = tokio::task::spawn_blocking(move || fingerprint(&d))
+        .await
+        .unwrap_or_default();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -131,14 +146,18 @@ pub async fn watch_dir(
             _ = ticker.tick() => {}
         }
         let d = dir.clone();
-        let Ok(fp) = tokio::task::spawn_blocking(move || fingerprint(&d)).await else { continue };
+        let Ok(fp) = tokio::task::spawn_blocking(move || fingerprint(&d)).await else {
+            continue;
+        };
         if fp == last {
             continue;
         }
         last = fp;
         let version = tx.borrow().version + 1;
         let d = dir.clone();
-        let Ok(snap) = tokio::task::spawn_blocking(move || load_dir(&d, version)).await else { continue };
+        let Ok(snap) = tokio::task::spawn_blocking(move || load_dir(&d, version)).await else {
+            continue;
+        };
         report(&snap, &metrics);
         tracing::info!(dir = %dir.display(), version, objects = snap.len(), errors = snap.errors.len(), "config reloaded");
         tx.send_replace(Arc::new(snap));
@@ -152,18 +171,31 @@ mod tests {
     #[tokio::test]
     async fn picks_up_changes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("a.yaml"), "kind: Namespace\nmetadata: {name: one}\n").expect("write");
+        std::fs::write(
+            dir.path().join("a.yaml"),
+            "kind: Namespace\nmetadata: {name: one}\n",
+        )
+        .expect("write");
         let metrics = SourceMetrics::default();
         let snap = initial(dir.path(), &metrics);
         assert_eq!(snap.namespaces.len(), 1);
         let (tx, mut rx) = watch::channel(snap);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(watch_dir(dir.path().to_path_buf(), Duration::from_millis(20), tx, metrics.clone(), async {
-            let _ = stop_rx.await;
-        }));
+        let task = tokio::spawn(watch_dir(
+            dir.path().to_path_buf(),
+            Duration::from_millis(20),
+            tx,
+            metrics.clone(),
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
         tokio::time::sleep(Duration::from_millis(50)).await;
         std::fs::write(dir.path().join("b.yml"), "kind: Namespace\nmetadata: {name: two}\n---\nkind: Service\nmetadata: {name: s}\nspec: {ports: x}\n").expect("write");
-        tokio::time::timeout(Duration::from_secs(5), rx.changed()).await.expect("timeout").expect("changed");
+        tokio::time::timeout(Duration::from_secs(5), rx.changed())
+            .await
+            .expect("timeout")
+            .expect("changed");
         let s = rx.borrow().clone();
         assert_eq!(s.namespaces.len(), 2);
         assert_eq!(s.version, 2);

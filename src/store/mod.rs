@@ -83,7 +83,9 @@ impl Snapshot {
     /// Sorts every collection by namespace/name so equal inputs give equal snapshots.
     pub fn normalize(&mut self) {
         fn sort<T>(v: &mut [Object<T>]) {
-            v.sort_by(|a, b| (&a.meta.namespace, &a.meta.name).cmp(&(&b.meta.namespace, &b.meta.name)));
+            v.sort_by(|a, b| {
+                (&a.meta.namespace, &a.meta.name).cmp(&(&b.meta.namespace, &b.meta.name))
+            });
         }
         sort(&mut self.namespaces);
         sort(&mut self.services);
@@ -105,8 +107,14 @@ pub type SnapshotRx = tokio::sync::watch::Receiver<Arc<Snapshot>>;
 /// The bundled sample configuration (bookinfo-like services plus an `httpbin.example.com` gateway),
 /// used when no `--config-dir` is given.
 pub const SAMPLES: &[(&str, &str)] = &[
-    ("bookinfo.yaml", include_str!("../../config/samples/bookinfo.yaml")),
-    ("httpbin-gateway.yaml", include_str!("../../config/samples/httpbin-gateway.yaml")),
+    (
+        "bookinfo.yaml",
+        include_str!("../../config/samples/bookinfo.yaml"),
+    ),
+    (
+        "httpbin-gateway.yaml",
+        include_str!("../../config/samples/httpbin-gateway.yaml"),
+    ),
 ];
 
 /// Parses the embedded samples into a snapshot (version 1).

@@ -54,7 +54,11 @@ fn add_value(src: &str, value: Value, snap: &mut Snapshot) {
     if value.is_null() {
         return;
     }
-    let kind = value.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+    let kind = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if kind == "List" || kind.ends_with("List") {
         if let Some(items) = value.get("items").and_then(Value::as_array) {
             for item in items.clone() {
@@ -83,13 +87,16 @@ fn add_object(src: &str, kind: &str, value: &Value, snap: &mut Snapshot) -> Resu
             annotations: None,
         }
     } else {
-        serde_json::from_value(raw_meta).map_err(|e| err(format!("{kind} <unknown>"), format!("metadata: {e}")))?
+        serde_json::from_value(raw_meta)
+            .map_err(|e| err(format!("{kind} <unknown>"), format!("metadata: {e}")))?
     };
     let name = meta.name.clone().unwrap_or_default();
     let namespace = if kind == "Namespace" {
         String::new()
     } else {
-        meta.namespace.clone().unwrap_or_else(|| "default".to_string())
+        meta.namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string())
     };
     let object_name = format!("{kind} {namespace}/{name}");
     if name.is_empty() {
@@ -106,7 +113,9 @@ fn add_object(src: &str, kind: &str, value: &Value, snap: &mut Snapshot) -> Resu
         source: src.to_string(),
     };
     fn spec<T: DeserializeOwned>(v: Option<&Value>) -> Result<T, String> {
-        let v = v.cloned().unwrap_or_else(|| Value::Object(Default::default()));
+        let v = v
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Default::default()));
         serde_json::from_value(v).map_err(|e| e.to_string())
     }
     fn obj<T>(meta: Meta, spec: T) -> Object<T> {
@@ -153,7 +162,10 @@ fn add_object(src: &str, kind: &str, value: &Value, snap: &mut Snapshot) -> Resu
                 let gw: istio::Gateway = spec(s)?;
                 for (i, srv) in gw.servers.iter().enumerate() {
                     if srv.port.number == 0 || srv.port.number > 65535 {
-                        return Err(format!("spec.servers[{i}].port.number: invalid port {}", srv.port.number));
+                        return Err(format!(
+                            "spec.servers[{i}].port.number: invalid port {}",
+                            srv.port.number
+                        ));
                     }
                 }
                 snap.gateways.push(obj(meta, gw))
@@ -192,7 +204,9 @@ fn check_virtual_service(vs: &istio::VirtualService) -> Result<(), String> {
     for (i, r) in vs.http.iter().enumerate() {
         let d = |f: &str, v: &Option<String>| -> Result<(), String> {
             match v {
-                Some(s) if istio::parse_duration(s).is_none() => Err(format!("spec.http[{i}].{f}: invalid duration {s:?}")),
+                Some(s) if istio::parse_duration(s).is_none() => {
+                    Err(format!("spec.http[{i}].{f}: invalid duration {s:?}"))
+                }
                 _ => Ok(()),
             }
         };
@@ -204,11 +218,15 @@ fn check_virtual_service(vs: &istio::VirtualService) -> Result<(), String> {
             d("fault.delay.fixedDelay", &delay.fixed_delay)?;
         }
         if r.route.is_empty() && r.redirect.is_none() && r.direct_response.is_none() {
-            return Err(format!("spec.http[{i}]: one of route, redirect or directResponse is required"));
+            return Err(format!(
+                "spec.http[{i}]: one of route, redirect or directResponse is required"
+            ));
         }
         for (j, dst) in r.route.iter().enumerate() {
             if dst.destination.host.is_empty() {
-                return Err(format!("spec.http[{i}].route[{j}].destination.host: required"));
+                return Err(format!(
+                    "spec.http[{i}].route[{j}].destination.host: required"
+                ));
             }
         }
     }
@@ -243,7 +261,12 @@ spec: {hosts: [a], http: [{route: [{destination: {host: a}}]}]}
         assert_eq!(snap.virtual_services.len(), 1);
         assert_eq!(snap.errors.len(), 1);
         let e = snap.errors[0].to_string();
-        assert!(e.contains("t.yaml#2") && e.contains("VirtualService default/bad") && e.contains("timeout"), "{e}");
+        assert!(
+            e.contains("t.yaml#2")
+                && e.contains("VirtualService default/bad")
+                && e.contains("timeout"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -255,7 +278,11 @@ spec: {hosts: [a], http: [{route: [{destination: {host: a}}]}]}
             &mut snap,
         );
         assert_eq!(snap.namespaces.len(), 1);
-        parse_documents("g.yaml", "kind: Service\nmetadata: {name: s}\nspec: {ports: 7}\n", &mut snap);
+        parse_documents(
+            "g.yaml",
+            "kind: Service\nmetadata: {name: s}\nspec: {ports: 7}\n",
+            &mut snap,
+        );
         parse_documents("h.yaml", ": : :\n\t- [", &mut snap);
         assert_eq!(snap.errors.len(), 2);
     }

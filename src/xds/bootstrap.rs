@@ -89,17 +89,27 @@ impl NodeId {
                 return ns;
             }
         }
-        self.domain.split('.').next().filter(|s| !s.is_empty()).unwrap_or("default")
+        self.domain
+            .split('.')
+            .next()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("default")
     }
 }
 
 /// Builds the bootstrap JSON.
 pub fn generate(opts: &BootstrapOptions) -> Result<Value, BootstrapError> {
-    let node = NodeId::parse(&opts.node_id).ok_or_else(|| BootstrapError::NodeId(opts.node_id.clone()))?;
+    let node =
+        NodeId::parse(&opts.node_id).ok_or_else(|| BootstrapError::NodeId(opts.node_id.clone()))?;
     let (host, port) = opts
         .xds_address
         .rsplit_once(':')
-        .and_then(|(h, p)| Some((h.trim_start_matches('[').trim_end_matches(']'), p.parse::<u16>().ok()?)))
+        .and_then(|(h, p)| {
+            Some((
+                h.trim_start_matches('[').trim_end_matches(']'),
+                p.parse::<u16>().ok()?,
+            ))
+        })
         .filter(|(h, p)| !h.is_empty() && *p != 0)
         .ok_or_else(|| BootstrapError::XdsAddress(opts.xds_address.clone()))?;
     let ns = node.namespace().to_string();
@@ -109,7 +119,10 @@ pub fn generate(opts: &BootstrapOptions) -> Result<Value, BootstrapError> {
         .or_else(|| opts.labels.get("istio"))
         .cloned()
         .unwrap_or_else(|| node.pod_name().to_string());
-    let cluster = opts.cluster.clone().unwrap_or_else(|| format!("{app}.{ns}"));
+    let cluster = opts
+        .cluster
+        .clone()
+        .unwrap_or_else(|| format!("{app}.{ns}"));
     let mut meta = Map::new();
     meta.insert("ISTIO_VERSION".into(), json!(ISTIO_VERSION));
     meta.insert("CLUSTER_ID".into(), json!(opts.cluster_id));
@@ -127,7 +140,8 @@ pub fn generate(opts: &BootstrapOptions) -> Result<Value, BootstrapError> {
         meta.insert(k.clone(), json!(v));
     }
     let is_ip = host.parse::<std::net::IpAddr>().is_ok();
-    let ads_source = json!({"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"});
+    let ads_source =
+        json!({"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"});
     Ok(json!({
         "node": {
             "id": opts.node_id,
@@ -187,7 +201,8 @@ mod tests {
 
     #[test]
     fn node_id_parsing() {
-        let n = NodeId::parse("sidecar~10.1.2.3~reviews-v1-xyz.default~default.svc.cluster.local").expect("parse");
+        let n = NodeId::parse("sidecar~10.1.2.3~reviews-v1-xyz.default~default.svc.cluster.local")
+            .expect("parse");
         assert_eq!(n.pod_name(), "reviews-v1-xyz");
         assert_eq!(n.namespace(), "default");
         assert!(NodeId::parse("foo~1~2~3").is_none());
@@ -205,7 +220,9 @@ mod tests {
         assert_eq!(b["node"]["metadata"]["NAMESPACE"], "istio-system");
         assert_eq!(b["node"]["metadata"]["LABELS"]["istio"], "ingressgateway");
         assert_eq!(b["node"]["cluster"], "ingressgateway.istio-system");
-        assert!(b["static_resources"]["clusters"][0]["typed_extension_protocol_options"].is_object());
+        assert!(
+            b["static_resources"]["clusters"][0]["typed_extension_protocol_options"].is_object()
+        );
         assert!(generate(&BootstrapOptions {
             xds_address: "nope".into(),
             ..Default::default()

@@ -43,7 +43,10 @@ impl Default for DiscoveryConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
     #[error("binding xDS address {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("config directory {0}: not a directory")]
     ConfigDir(PathBuf),
     #[error("gRPC server: {0}")]
@@ -115,8 +118,12 @@ impl Discovery {
                 source,
             })?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let (push_rx, debounce_task) =
-            debouncer(snapshot_rx, config.debounce, metrics.clone(), shutdown_rx.clone());
+        let (push_rx, debounce_task) = debouncer(
+            snapshot_rx,
+            config.debounce,
+            metrics.clone(),
+            shutdown_rx.clone(),
+        );
         let ads = AdsService::new(push_rx, metrics.clone(), shutdown_rx);
         Ok(Discovery {
             config,
@@ -149,7 +156,10 @@ impl Discovery {
     }
 
     /// Serves until `shutdown` resolves, then stops the source, the debouncer and every stream.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), DiscoveryError> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), DiscoveryError> {
         let Discovery {
             config,
             listener,
@@ -163,9 +173,15 @@ impl Discovery {
         let mut stop_rx = shutdown_tx.subscribe();
         let source_task = config.config_dir.clone().map(|dir| {
             let mut stop = stop_rx.clone();
-            tokio::spawn(store::file::watch_dir(dir, config.poll_interval, snapshot_tx.clone(), source_metrics, async move {
-                let _ = stop.changed().await;
-            }))
+            tokio::spawn(store::file::watch_dir(
+                dir,
+                config.poll_interval,
+                snapshot_tx.clone(),
+                source_metrics,
+                async move {
+                    let _ = stop.changed().await;
+                },
+            ))
         });
         tracing::info!(addr = ?listener.local_addr().ok(), "xDS (ADS) server listening");
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
@@ -176,7 +192,10 @@ impl Discovery {
         let result = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .add_service(AggregatedDiscoveryServiceServer::new(ads.clone()).max_decoding_message_size(64 << 20))
+            .add_service(
+                AggregatedDiscoveryServiceServer::new(ads.clone())
+                    .max_decoding_message_size(64 << 20),
+            )
             .serve_with_incoming_shutdown(incoming, async move {
                 stop_signal.await;
             })
@@ -221,7 +240,8 @@ fn percent_decode(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
                     Ok(v) => {
                         out.push(v);
                         i += 3;
@@ -239,7 +259,10 @@ fn percent_decode(s: &str) -> String {
 }
 
 fn parse_query(uri: &axum::http::Uri) -> DumpQuery {
-    let mut q = DumpQuery { proxy: None, format: None };
+    let mut q = DumpQuery {
+        proxy: None,
+        format: None,
+    };
     for pair in uri.query().unwrap_or("").split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match k {
@@ -274,14 +297,29 @@ async fn configz(State(s): State<DebugState>) -> impl IntoResponse {
     Json(serde_json::to_value(&*snap).unwrap_or_default())
 }
 
-async fn config_dump(State(s): State<DebugState>, uri: axum::http::Uri) -> axum::response::Response {
+async fn config_dump(
+    State(s): State<DebugState>,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
     let q = parse_query(&uri);
     let Some(id) = q.proxy else {
-        return (axum::http::StatusCode::BAD_REQUEST, "query parameter proxy=ID is required\n").into_response();
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            "query parameter proxy=ID is required\n",
+        )
+            .into_response();
     };
     let conns = s.ads.shared.connections();
-    let Some(proxy) = conns.iter().find(|c| c.proxy == id).and_then(|c| c.proxy_value.clone()) else {
-        return (axum::http::StatusCode::NOT_FOUND, format!("proxy {id:?} is not connected\n")).into_response();
+    let Some(proxy) = conns
+        .iter()
+        .find(|c| c.proxy == id)
+        .and_then(|c| c.proxy_value.clone())
+    else {
+        return (
+            axum::http::StatusCode::NOT_FOUND,
+            format!("proxy {id:?} is not connected\n"),
+        )
+            .into_response();
     };
     let push = s.ads.shared.current();
     let res = s.ads.shared.resources(&push.ctx, &proxy);
@@ -289,7 +327,13 @@ async fn config_dump(State(s): State<DebugState>, uri: axum::http::Uri) -> axum:
     let section = |names: Vec<(String, String)>| -> serde_json::Value {
         names
             .into_iter()
-            .map(|(n, d)| if debug { serde_json::json!({"name": n, "config": d}) } else { serde_json::json!({"name": n}) })
+            .map(|(n, d)| {
+                if debug {
+                    serde_json::json!({"name": n, "config": d})
+                } else {
+                    serde_json::json!({"name": n})
+                }
+            })
             .collect()
     };
     let t = &res.typed;
@@ -306,14 +350,20 @@ async fn config_dump(State(s): State<DebugState>, uri: axum::http::Uri) -> axum:
 
 /// A minimal `:15014`-style router for the standalone discovery process: `/metrics`, `/healthz`,
 /// `/ready` plus the debug routes.
-pub fn monitoring_router(registry: Arc<prometheus_client::registry::Registry>, state: DebugState) -> Router {
+pub fn monitoring_router(
+    registry: Arc<prometheus_client::registry::Registry>,
+    state: DebugState,
+) -> Router {
     let metrics = move || {
         let registry = registry.clone();
         async move {
             let mut out = String::new();
             match prometheus_client::encoding::text::encode(&mut out, &registry) {
                 Ok(()) => (
-                    [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
                     out,
                 )
                     .into_response(),

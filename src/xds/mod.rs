@@ -5,7 +5,7 @@ pub mod bootstrap;
 pub mod discovery;
 pub mod model;
 pub mod protocol;
-pub mod server;
 pub mod proxy;
 pub mod proxy_config;
+pub mod server;
 pub mod translate;

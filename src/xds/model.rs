@@ -134,7 +134,10 @@ impl PushContext {
                 pods_by_ip.entry(ip).or_default().push(p);
             }
         }
-        let labels_for = |ns: &str, ip: &str, target: Option<&k8s::ObjectReference>| -> BTreeMap<String, String> {
+        let labels_for = |ns: &str,
+                          ip: &str,
+                          target: Option<&k8s::ObjectReference>|
+         -> BTreeMap<String, String> {
             if let Some(name) = target.and_then(|t| t.name.as_deref()) {
                 let tns = target.and_then(|t| t.namespace.as_deref()).unwrap_or(ns);
                 if let Some(p) = pods_by_name.get(&(tns, name)) {
@@ -167,11 +170,17 @@ impl PushContext {
             let mut endpoints: BTreeMap<u32, Vec<Endpoint>> = BTreeMap::new();
             let mut found = false;
             // Endpoints objects.
-            for ep in snapshot.endpoints.iter().filter(|e| &e.meta.namespace == ns && e.meta.name == svc.meta.name) {
+            for ep in snapshot
+                .endpoints
+                .iter()
+                .filter(|e| &e.meta.namespace == ns && e.meta.name == svc.meta.name)
+            {
                 found = true;
                 for subset in &ep.spec.subsets {
                     for sp in &ports {
-                        let Some(epp) = match_endpoint_port(sp, &subset.ports, ports.len()) else { continue };
+                        let Some(epp) = match_endpoint_port(sp, &subset.ports, ports.len()) else {
+                            continue;
+                        };
                         for a in &subset.addresses {
                             endpoints.entry(sp.port).or_default().push(Endpoint {
                                 address: a.ip.clone(),
@@ -185,11 +194,14 @@ impl PushContext {
             }
             // EndpointSlices.
             for sl in snapshot.endpoint_slices.iter().filter(|e| {
-                &e.meta.namespace == ns && e.meta.labels.get("kubernetes.io/service-name") == Some(&svc.meta.name)
+                &e.meta.namespace == ns
+                    && e.meta.labels.get("kubernetes.io/service-name") == Some(&svc.meta.name)
             }) {
                 found = true;
                 for sp in &ports {
-                    let Some(epp) = match_endpoint_port(sp, &sl.spec.ports, ports.len()) else { continue };
+                    let Some(epp) = match_endpoint_port(sp, &sl.spec.ports, ports.len()) else {
+                        continue;
+                    };
                     for e in &sl.spec.endpoints {
                         if e.conditions.as_ref().and_then(|c| c.ready) == Some(false) {
                             continue;
@@ -211,18 +223,21 @@ impl PushContext {
             }
             // No endpoint objects: select pods directly.
             if !found && !spec.selector.is_empty() {
-                for p in snapshot
-                    .pods
-                    .iter()
-                    .filter(|p| &p.meta.namespace == ns && selector_matches(&spec.selector, &p.meta.labels))
-                {
-                    let Some(ip) = p.spec.status.pod_ip.clone() else { continue };
+                for p in snapshot.pods.iter().filter(|p| {
+                    &p.meta.namespace == ns && selector_matches(&spec.selector, &p.meta.labels)
+                }) {
+                    let Some(ip) = p.spec.status.pod_ip.clone() else {
+                        continue;
+                    };
                     for sp in &ports {
                         let port = match sp.target_port {
                             Some(t) => t,
                             None => {
-                                let Some(k8s::IntOrString::String(name)) =
-                                    spec.ports.iter().find(|x| x.port == sp.port).and_then(|x| x.target_port.clone())
+                                let Some(k8s::IntOrString::String(name)) = spec
+                                    .ports
+                                    .iter()
+                                    .find(|x| x.port == sp.port)
+                                    .and_then(|x| x.target_port.clone())
                                 else {
                                     continue;
                                 };
@@ -252,9 +267,16 @@ impl PushContext {
                 hostname: format!("{}.{}.{}", svc.meta.name, ns, DOMAIN_SUFFIX),
                 name: svc.meta.name.clone(),
                 namespace: ns.clone(),
-                vip: spec.cluster_ip.clone().filter(|ip| ip != "None" && !ip.is_empty()),
+                vip: spec
+                    .cluster_ip
+                    .clone()
+                    .filter(|ip| ip != "None" && !ip.is_empty()),
                 ports,
-                resolution: if headless { Resolution::Passthrough } else { Resolution::Eds },
+                resolution: if headless {
+                    Resolution::Passthrough
+                } else {
+                    Resolution::Eds
+                },
                 selector: spec.selector.clone(),
                 endpoints,
                 from_service_entry: false,
@@ -266,7 +288,9 @@ impl PushContext {
         let services: Vec<Arc<Service>> = services.into_iter().map(Arc::new).collect();
         let mut by_host = HashMap::new();
         for s in &services {
-            by_host.entry(s.hostname.clone()).or_insert_with(|| s.clone());
+            by_host
+                .entry(s.hostname.clone())
+                .or_insert_with(|| s.clone());
         }
         PushContext {
             version: snapshot.version,
@@ -278,16 +302,19 @@ impl PushContext {
 
     /// The DestinationRule for a service host (first by namespace/name, preferring the service's namespace).
     pub fn destination_rule(&self, svc: &Service) -> Option<&Object<istio::DestinationRule>> {
-        let mut candidates = self
-            .snapshot
-            .destination_rules
-            .iter()
-            .filter(|dr| host_matches(&resolve_host(&dr.spec.host, &dr.meta.namespace), &svc.hostname));
+        let mut candidates = self.snapshot.destination_rules.iter().filter(|dr| {
+            host_matches(
+                &resolve_host(&dr.spec.host, &dr.meta.namespace),
+                &svc.hostname,
+            )
+        });
         let first = candidates.next()?;
         if first.meta.namespace == svc.namespace {
             return Some(first);
         }
-        candidates.find(|dr| dr.meta.namespace == svc.namespace).or(Some(first))
+        candidates
+            .find(|dr| dr.meta.namespace == svc.namespace)
+            .or(Some(first))
     }
 }
 
@@ -307,8 +334,15 @@ pub fn hosts_intersect(a: &str, b: &str) -> bool {
     host_matches(a, b) || host_matches(b, a)
 }
 
-fn match_endpoint_port(sp: &Port, eps: &[k8s::EndpointPort], n_service_ports: usize) -> Option<u32> {
-    if let Some(p) = eps.iter().find(|p| p.name.as_deref().unwrap_or("") == sp.name && !sp.name.is_empty()) {
+fn match_endpoint_port(
+    sp: &Port,
+    eps: &[k8s::EndpointPort],
+    n_service_ports: usize,
+) -> Option<u32> {
+    if let Some(p) = eps
+        .iter()
+        .find(|p| p.name.as_deref().unwrap_or("") == sp.name && !sp.name.is_empty())
+    {
         return Some(p.port);
     }
     if n_service_ports == 1 && eps.len() == 1 {
@@ -348,7 +382,10 @@ fn service_entry_services(
         workloads.extend(
             workload_entries
                 .iter()
-                .filter(|w| w.meta.namespace == se.meta.namespace && selector_matches(&sel.labels, &w.spec.labels))
+                .filter(|w| {
+                    w.meta.namespace == se.meta.namespace
+                        && selector_matches(&sel.labels, &w.spec.labels)
+                })
                 .map(|w| {
                     let mut we = w.spec.clone();
                     for (k, v) in &w.meta.labels {
@@ -367,7 +404,12 @@ fn service_entry_services(
                 for w in &workloads {
                     list.push(Endpoint {
                         address: w.address.clone(),
-                        port: w.ports.get(&p.name).copied().or(p.target_port).unwrap_or(p.port),
+                        port: w
+                            .ports
+                            .get(&p.name)
+                            .copied()
+                            .or(p.target_port)
+                            .unwrap_or(p.port),
                         labels: w.labels.clone(),
                         weight: w.weight.unwrap_or(1).max(1),
                     });
@@ -404,11 +446,19 @@ mod tests {
     #[test]
     fn samples_model() {
         let ctx = PushContext::new(Arc::new(sample_snapshot()));
-        let reviews = ctx.by_host.get("reviews.bookinfo.svc.cluster.local").expect("reviews");
+        let reviews = ctx
+            .by_host
+            .get("reviews.bookinfo.svc.cluster.local")
+            .expect("reviews");
         let eps = reviews.endpoints.get(&9080).expect("eps");
         assert_eq!(eps.len(), 3);
-        assert!(eps.iter().any(|e| e.labels.get("version").map(String::as_str) == Some("v2")));
-        let httpbin = ctx.by_host.get("httpbin.httpbin.svc.cluster.local").expect("httpbin");
+        assert!(eps
+            .iter()
+            .any(|e| e.labels.get("version").map(String::as_str) == Some("v2")));
+        let httpbin = ctx
+            .by_host
+            .get("httpbin.httpbin.svc.cluster.local")
+            .expect("httpbin");
         assert_eq!(httpbin.endpoints[&8000][0].port, 8080);
         assert_eq!(httpbin.ports[0].protocol, Protocol::Http);
         assert!(ctx.destination_rule(reviews).is_some());
@@ -420,7 +470,10 @@ mod tests {
         assert_eq!(Protocol::infer(Some("grpc"), None), Protocol::Grpc);
         assert_eq!(Protocol::infer(Some("db"), None), Protocol::Tcp);
         assert_eq!(Protocol::infer(Some("db"), Some("http")), Protocol::Http);
-        assert_eq!(resolve_host("reviews", "ns"), "reviews.ns.svc.cluster.local");
+        assert_eq!(
+            resolve_host("reviews", "ns"),
+            "reviews.ns.svc.cluster.local"
+        );
         assert!(host_matches("*.example.com", "a.example.com"));
         assert!(hosts_intersect("a.example.com", "*.example.com"));
         assert!(!host_matches("b.com", "a.com"));

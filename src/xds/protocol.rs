@@ -47,7 +47,11 @@ pub enum Action {
     /// An ACK of the last response: nothing to send.
     Ack,
     /// Envoy rejected the response with this nonce; it keeps its last good config. Do not resend.
-    Nack { version: String, nonce: String, message: String },
+    Nack {
+        version: String,
+        nonce: String,
+        message: String,
+    },
     /// A request for a superseded response: ignore.
     Stale,
     /// Named type with no names: the watch was removed.
@@ -110,7 +114,8 @@ impl AdsState {
                 req.type_url.to_string(),
                 Watch {
                     names,
-                    version_acked: (!req.version_info.is_empty()).then(|| req.version_info.to_string()),
+                    version_acked: (!req.version_info.is_empty())
+                        .then(|| req.version_info.to_string()),
                     ..Default::default()
                 },
             );
@@ -156,7 +161,11 @@ impl AdsState {
 
     /// Types to send on a push, in push order (only types the proxy subscribed to).
     pub fn push_types(&self) -> Vec<&'static str> {
-        PUSH_ORDER.iter().copied().filter(|t| self.watches.contains_key(*t)).collect()
+        PUSH_ORDER
+            .iter()
+            .copied()
+            .filter(|t| self.watches.contains_key(*t))
+            .collect()
     }
 
     /// Names to include in a response for `type_url`: `None` means all (wildcard).
@@ -207,7 +216,9 @@ mod tests {
         s.on_sent(ROUTE, "v2", "n2");
         let mut r = req(ROUTE, "v1", "n2", &names);
         r.error = Some("bad regex");
-        assert!(matches!(s.on_request(&r), Action::Nack { ref message, .. } if message == "bad regex"));
+        assert!(
+            matches!(s.on_request(&r), Action::Nack { ref message, .. } if message == "bad regex")
+        );
         assert_eq!(s.watches[ROUTE].last_nack.as_deref(), Some("bad regex"));
         assert_eq!(s.watches[ROUTE].nacks, 1);
         assert!(!s.converged());
@@ -224,9 +235,15 @@ mod tests {
         let ab = vec!["a".to_string(), "b".to_string()];
         assert_eq!(s.on_request(&req(ENDPOINT, "", "", &a)), Action::Respond);
         s.on_sent(ENDPOINT, "v1", "n1");
-        assert_eq!(s.on_request(&req(ENDPOINT, "v1", "n1", &ab)), Action::Respond);
+        assert_eq!(
+            s.on_request(&req(ENDPOINT, "v1", "n1", &ab)),
+            Action::Respond
+        );
         assert_eq!(s.requested(ENDPOINT).map(|n| n.len()), Some(2));
-        assert_eq!(s.on_request(&req(ENDPOINT, "v1", "n1", &[])), Action::Unsubscribe);
+        assert_eq!(
+            s.on_request(&req(ENDPOINT, "v1", "n1", &[])),
+            Action::Unsubscribe
+        );
         assert!(!s.watches.contains_key(ENDPOINT));
     }
 
@@ -250,7 +267,10 @@ mod tests {
         assert_eq!(s.on_request(&req(ENDPOINT, "v1", "n2", &c)), Action::Ack);
         // A CDS push without EDS: Envoy re-requests EDS with the old nonce; it must be answered.
         s.on_sent(CLUSTER, "v2", "n3");
-        assert_eq!(s.on_request(&req(ENDPOINT, "v1", "n2", &c)), Action::Respond);
+        assert_eq!(
+            s.on_request(&req(ENDPOINT, "v1", "n2", &c)),
+            Action::Respond
+        );
         // CDS followed by EDS in the same push: the flag is consumed by the EDS send.
         s.on_sent(ENDPOINT, "v2", "n4");
         s.on_sent(CLUSTER, "v3", "n5");
@@ -261,10 +281,16 @@ mod tests {
     #[test]
     fn reconnect_with_version_responds_and_order() {
         let mut s = AdsState::default();
-        assert_eq!(s.on_request(&req(ROUTE, "v9", "", &["80".to_string()])), Action::Respond);
+        assert_eq!(
+            s.on_request(&req(ROUTE, "v9", "", &["80".to_string()])),
+            Action::Respond
+        );
         s.on_request(&req(CLUSTER, "v9", "", &[]));
         s.on_request(&req(LISTENER, "v9", "", &[]));
         assert_eq!(s.push_types(), vec![CLUSTER, LISTENER, ROUTE]);
-        assert_eq!(s.on_request(&req("type.googleapis.com/x", "", "", &[])), Action::Unknown);
+        assert_eq!(
+            s.on_request(&req("type.googleapis.com/x", "", "", &[])),
+            Action::Unknown
+        );
     }
 }

@@ -26,7 +26,9 @@ pub struct Proxy {
 pub enum ProxyError {
     #[error("missing node on the first request")]
     MissingNode,
-    #[error("node id {0:?} is not an Istio node id (TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local)")]
+    #[error(
+        "node id {0:?} is not an Istio node id (TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local)"
+    )]
     BadNodeId(String),
 }
 
@@ -67,7 +69,11 @@ impl Proxy {
             .unwrap_or(nid.ip.clone());
         Ok(Proxy {
             id: node.id.clone(),
-            node_type: if nid.node_type == "router" { NodeType::Router } else { NodeType::Sidecar },
+            node_type: if nid.node_type == "router" {
+                NodeType::Router
+            } else {
+                NodeType::Sidecar
+            },
             ip,
             namespace,
             labels,
@@ -78,7 +84,11 @@ impl Proxy {
     pub fn cache_key(&self) -> ProxyKey {
         ProxyKey {
             node_type: self.node_type,
-            ip: if self.node_type == NodeType::Sidecar { self.ip.clone() } else { String::new() },
+            ip: if self.node_type == NodeType::Sidecar {
+                self.ip.clone()
+            } else {
+                String::new()
+            },
             namespace: self.namespace.clone(),
             labels: self.labels.clone(),
         }

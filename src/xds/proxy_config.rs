@@ -46,7 +46,9 @@ fn dump_of<'a>(dump: &'a Value, type_suffix: &str) -> Option<&'a Value> {
 }
 
 fn collect(v: Option<&Value>, list: &str, inner: &[&str]) -> Vec<Value> {
-    let Some(items) = v.and_then(|v| v.get(list)).and_then(Value::as_array) else { return vec![] };
+    let Some(items) = v.and_then(|v| v.get(list)).and_then(Value::as_array) else {
+        return vec![];
+    };
     items
         .iter()
         .filter_map(|i| {
@@ -65,7 +67,11 @@ pub fn extract(dump: &Value, section: Section) -> Vec<Value> {
         Section::Listeners => {
             let d = dump_of(dump, "ListenersConfigDump");
             let mut v = collect(d, "static_listeners", &["listener"]);
-            v.extend(collect(d, "dynamic_listeners", &["active_state", "listener"]));
+            v.extend(collect(
+                d,
+                "dynamic_listeners",
+                &["active_state", "listener"],
+            ));
             v
         }
         Section::Routes => {
@@ -141,7 +147,11 @@ pub fn short(section: Section, items: &[Value]) -> String {
                         .pointer("/address/socket_address/port_value")
                         .map(|p| p.to_string())
                         .unwrap_or_default();
-                    let chains = l.get("filter_chains").and_then(Value::as_array).map(|a| a.len()).unwrap_or(0);
+                    let chains = l
+                        .get("filter_chains")
+                        .and_then(Value::as_array)
+                        .map(|a| a.len())
+                        .unwrap_or(0);
                     vec![
                         s(l, &["name"]).to_string(),
                         s(l, &["address", "socket_address", "address"]).to_string(),
@@ -154,7 +164,12 @@ pub fn short(section: Section, items: &[Value]) -> String {
         Section::Routes => {
             let mut rows = Vec::new();
             for rc in items {
-                for vh in rc.get("virtual_hosts").and_then(Value::as_array).into_iter().flatten() {
+                for vh in rc
+                    .get("virtual_hosts")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     let domains: Vec<&str> = vh
                         .get("domains")
                         .and_then(Value::as_array)
@@ -167,12 +182,21 @@ pub fn short(section: Section, items: &[Value]) -> String {
                         1 => domains[0].to_string(),
                         n => format!("{} + {} more...", domains[0], n - 1),
                     };
-                    for r in vh.get("routes").and_then(Value::as_array).into_iter().flatten() {
+                    for r in vh
+                        .get("routes")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
                         let m = r.get("match").cloned().unwrap_or(Value::Null);
                         let matcher = ["prefix", "path", "path_separated_prefix"]
                             .iter()
                             .find_map(|k| m.get(*k).and_then(Value::as_str).map(|v| v.to_string()))
-                            .or_else(|| m.pointer("/safe_regex/regex").and_then(Value::as_str).map(|v| format!("~{v}")))
+                            .or_else(|| {
+                                m.pointer("/safe_regex/regex")
+                                    .and_then(Value::as_str)
+                                    .map(|v| format!("~{v}"))
+                            })
                             .unwrap_or_default();
                         rows.push(vec![
                             s(rc, &["name"]).to_string(),
@@ -192,9 +216,19 @@ pub fn short(section: Section, items: &[Value]) -> String {
                 .map(|c| {
                     let name = s(c, &["name"]);
                     let parts: Vec<&str> = name.split('|').collect();
-                    let typ = c.get("type").and_then(Value::as_str).unwrap_or("EDS").to_string();
+                    let typ = c
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .unwrap_or("EDS")
+                        .to_string();
                     if parts.len() == 4 {
-                        vec![parts[3].into(), parts[1].into(), parts[2].into(), parts[0].into(), typ]
+                        vec![
+                            parts[3].into(),
+                            parts[1].into(),
+                            parts[2].into(),
+                            parts[0].into(),
+                            typ,
+                        ]
                     } else {
                         vec![name.into(), "-".into(), "-".into(), "-".into(), typ]
                     }
@@ -204,15 +238,32 @@ pub fn short(section: Section, items: &[Value]) -> String {
         Section::Endpoints => {
             let mut rows = Vec::new();
             for cla in items {
-                for loc in cla.get("endpoints").and_then(Value::as_array).into_iter().flatten() {
-                    for e in loc.get("lb_endpoints").and_then(Value::as_array).into_iter().flatten() {
+                for loc in cla
+                    .get("endpoints")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    for e in loc
+                        .get("lb_endpoints")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
                         let addr = s(e, &["endpoint", "address", "socket_address", "address"]);
                         let port = e
                             .pointer("/endpoint/address/socket_address/port_value")
                             .map(|p| p.to_string())
                             .unwrap_or_default();
-                        let status = e.get("health_status").and_then(Value::as_str).unwrap_or("HEALTHY");
-                        rows.push(vec![format!("{addr}:{port}"), status.into(), s(cla, &["cluster_name"]).into()]);
+                        let status = e
+                            .get("health_status")
+                            .and_then(Value::as_str)
+                            .unwrap_or("HEALTHY");
+                        rows.push(vec![
+                            format!("{addr}:{port}"),
+                            status.into(),
+                            s(cla, &["cluster_name"]).into(),
+                        ]);
                     }
                 }
             }
@@ -227,7 +278,9 @@ pub fn render(section: Section, items: &[Value], format: &str) -> Result<String,
         "json" => serde_json::to_string_pretty(items)
             .map(|s| s + "\n")
             .map_err(|e| ProxyConfigError::Encode(e.to_string())),
-        "yaml" => serde_norway::to_string(items).map_err(|e| ProxyConfigError::Encode(e.to_string())),
+        "yaml" => {
+            serde_norway::to_string(items).map_err(|e| ProxyConfigError::Encode(e.to_string()))
+        }
         _ => Ok(short(section, items)),
     }
 }
@@ -248,7 +301,12 @@ mod tests {
         let c = extract(&dump, Section::Clusters);
         assert_eq!(c.len(), 1);
         let out = short(Section::Clusters, &c);
-        assert!(out.contains("a.ns.svc.cluster.local") && out.contains("v1") && out.contains("outbound"), "{out}");
+        assert!(
+            out.contains("a.ns.svc.cluster.local")
+                && out.contains("v1")
+                && out.contains("outbound"),
+            "{out}"
+        );
         let r = short(Section::Routes, &extract(&dump, Section::Routes));
         assert!(r.contains("a + 1 more...") && r.contains('/'), "{r}");
         assert!(render(Section::Routes, &extract(&dump, Section::Routes), "yaml").is_ok());

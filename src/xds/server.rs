@@ -50,7 +50,9 @@ impl Default for XdsMetrics {
     fn default() -> Self {
         Self {
             pushes: Family::default(),
-            push_time: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 4.0, 10))),
+            push_time: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0001, 4.0, 10))
+            }),
             convergence: Histogram::new([0.01, 0.1, 0.5, 1.0, 3.0, 5.0, 10.0, 20.0, 30.0]),
             connected: Gauge::default(),
             rejects: Family::default(),
@@ -62,17 +64,41 @@ impl Default for XdsMetrics {
 
 impl XdsMetrics {
     pub fn register(&self, r: &mut prometheus_client::registry::Registry) {
-        r.register("pilot_xds_pushes", "Pilot build and send errors for lds, rds, cds and eds", self.pushes.clone());
-        r.register("pilot_xds_push_time", "Time to build and send one xDS type to one proxy", self.push_time.clone());
+        r.register(
+            "pilot_xds_pushes",
+            "Pilot build and send errors for lds, rds, cds and eds",
+            self.pushes.clone(),
+        );
+        r.register(
+            "pilot_xds_push_time",
+            "Time to build and send one xDS type to one proxy",
+            self.push_time.clone(),
+        );
         r.register(
             "pilot_proxy_convergence_time",
             "Delay between a config change and a proxy receiving all required configuration",
             self.convergence.clone(),
         );
-        r.register("pilot_xds", "Number of endpoints connected to this pilot using XDS", self.connected.clone());
-        r.register("pilot_total_xds_rejects", "Total number of XDS responses from pilot rejected by proxy", self.rejects.clone());
-        r.register("pilot_push_triggers", "Total number of times a push was triggered", self.push_triggers.clone());
-        r.register("pilot_xds_config_size_bytes", "Bytes of xDS config sent", self.config_bytes.clone());
+        r.register(
+            "pilot_xds",
+            "Number of endpoints connected to this pilot using XDS",
+            self.connected.clone(),
+        );
+        r.register(
+            "pilot_total_xds_rejects",
+            "Total number of XDS responses from pilot rejected by proxy",
+            self.rejects.clone(),
+        );
+        r.register(
+            "pilot_push_triggers",
+            "Total number of times a push was triggered",
+            self.push_triggers.clone(),
+        );
+        r.register(
+            "pilot_xds_config_size_bytes",
+            "Bytes of xDS config sent",
+            self.config_bytes.clone(),
+        );
     }
 }
 
@@ -152,7 +178,10 @@ impl Shared {
 
     /// Connected streams.
     pub fn connections(&self) -> Vec<ConnectionInfo> {
-        self.connections.lock().map(|c| c.values().cloned().collect()).unwrap_or_default()
+        self.connections
+            .lock()
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Resources for `proxy` under `ctx`, computed once per (snapshot version, proxy inputs).
@@ -221,9 +250,15 @@ pub fn debouncer(
             }
             let snap = snapshots.borrow_and_update().clone();
             let version = snap.version;
-            let Ok(ctx) = tokio::task::spawn_blocking(move || PushContext::new(snap)).await else { continue };
+            let Ok(ctx) = tokio::task::spawn_blocking(move || PushContext::new(snap)).await else {
+                continue;
+            };
             metrics.push_triggers.inc();
-            tracing::info!(version, debounce_ms = first_event.elapsed().as_millis() as u64, "pushing config");
+            tracing::info!(
+                version,
+                debounce_ms = first_event.elapsed().as_millis() as u64,
+                "pushing config"
+            );
             tx.send_replace(Arc::new(Push {
                 ctx: Arc::new(ctx),
                 started: first_event,
@@ -240,7 +275,11 @@ pub struct AdsService {
 }
 
 impl AdsService {
-    pub fn new(push_rx: watch::Receiver<Arc<Push>>, metrics: XdsMetrics, shutdown: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        push_rx: watch::Receiver<Arc<Push>>,
+        metrics: XdsMetrics,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 metrics,
@@ -259,7 +298,13 @@ impl AdsService {
     pub async fn drain(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if self.shared.connections.lock().map(|c| c.is_empty()).unwrap_or(true) {
+            if self
+                .shared
+                .connections
+                .lock()
+                .map(|c| c.is_empty())
+                .unwrap_or(true)
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -267,8 +312,10 @@ impl AdsService {
     }
 }
 
-type ResponseStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<DiscoveryResponse, Status>> + Send>>;
-type DeltaStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<DeltaDiscoveryResponse, Status>> + Send>>;
+type ResponseStream =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<DiscoveryResponse, Status>> + Send>>;
+type DeltaStream =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<DeltaDiscoveryResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl AggregatedDiscoveryService for AdsService {
@@ -308,7 +355,9 @@ impl AggregatedDiscoveryService for AdsService {
         &self,
         _request: TonicRequest<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Err(Status::unimplemented("meshd serves state-of-the-world ADS only; use api_type GRPC"))
+        Err(Status::unimplemented(
+            "meshd serves state-of-the-world ADS only; use api_type GRPC",
+        ))
     }
 }
 
@@ -393,7 +442,10 @@ impl Connection {
                 }
                 Err(e) => {
                     tracing::warn!(conn = self.conn_id, error = %e, "rejecting ADS stream");
-                    let _ = self.tx.send(Err(Status::invalid_argument(e.to_string()))).await;
+                    let _ = self
+                        .tx
+                        .send(Err(Status::invalid_argument(e.to_string())))
+                        .await;
                     return Err(());
                 }
             }
@@ -421,10 +473,18 @@ impl Connection {
                 };
                 self.tx.send(Ok(resp)).await.map_err(|_| ())?;
             }
-            Action::Nack { version, nonce, message } => {
+            Action::Nack {
+                version,
+                nonce,
+                message,
+            } => {
                 let proxy = self.proxy.as_ref().map(|p| p.id.as_str()).unwrap_or("");
                 tracing::warn!(conn = self.conn_id, proxy, r#type = short, %version, %nonce, error = %message, "proxy rejected config (NACK); it keeps its last good config");
-                self.shared.metrics.rejects.get_or_create(&vec![("type".into(), short.into())]).inc();
+                self.shared
+                    .metrics
+                    .rejects
+                    .get_or_create(&vec![("type".into(), short.into())])
+                    .inc();
             }
             Action::Ack => {
                 tracing::trace!(conn = self.conn_id, r#type = short, "ack");
@@ -445,18 +505,25 @@ impl Connection {
             self.send(t).await?;
         }
         if let Some(start) = self.pending_convergence.take() {
-            self.shared.metrics.convergence.observe(start.elapsed().as_secs_f64());
+            self.shared
+                .metrics
+                .convergence
+                .observe(start.elapsed().as_secs_f64());
         }
         self.update_info();
         Ok(())
     }
 
     async fn send(&mut self, type_url: &str) -> Result<(), ()> {
-        let Some(proxy) = self.proxy.clone() else { return Ok(()) };
+        let Some(proxy) = self.proxy.clone() else {
+            return Ok(());
+        };
         let started = Instant::now();
         let ctx = self.push.ctx.clone();
         let res = self.shared.resources(&ctx, &proxy);
-        let Some(all) = res.of_type(type_url) else { return Ok(()) };
+        let Some(all) = res.of_type(type_url) else {
+            return Ok(());
+        };
         let resources: Vec<_> = match self.state.requested(type_url) {
             None => all.values().cloned().collect(),
             Some(names) => names.iter().filter_map(|n| all.get(n).cloned()).collect(),
@@ -476,16 +543,27 @@ impl Connection {
         };
         self.tx.send(Ok(resp)).await.map_err(|_| ())?;
         self.state.on_sent(type_url, &version, &nonce);
-        let labels = vec![("type".to_string(), protocol::short_name(type_url).to_string())];
+        let labels = vec![(
+            "type".to_string(),
+            protocol::short_name(type_url).to_string(),
+        )];
         self.shared.metrics.pushes.get_or_create(&labels).inc();
         self.shared.metrics.config_bytes.inc_by(bytes as u64);
-        self.shared.metrics.push_time.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+        self.shared
+            .metrics
+            .push_time
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
         Ok(())
     }
 
     fn update_info(&self) {
-        let Ok(mut c) = self.shared.connections.lock() else { return };
-        let Some(info) = c.get_mut(&self.conn_id) else { return };
+        let Ok(mut c) = self.shared.connections.lock() else {
+            return;
+        };
+        let Some(info) = c.get_mut(&self.conn_id) else {
+            return;
+        };
         info.push_version = self.push.ctx.version;
         info.watches = self
             .state

@@ -20,7 +20,13 @@ use std::time::{Duration, Instant};
 /// Panics (fails the test) with install instructions when it is missing: tests never skip silently.
 pub fn envoy_path() -> PathBuf {
     if let Ok(p) = std::env::var("MESHD_ENVOY") {
-        return PathBuf::from(p);
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "MESHD_ENVOY={} is not a file. Install Envoy with `scripts/install-envoy.sh`.",
+            p.display()
+        );
+        return p;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let lib = root.join(".venv/lib");
@@ -64,14 +70,18 @@ impl Drop for Upstream {
 }
 
 pub async fn upstream(name: &str, fail_every: u64) -> Upstream {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind upstream");
     let addr = listener.local_addr().expect("addr");
     let hits = Arc::new(AtomicU64::new(0));
     let h = hits.clone();
     let n = name.to_string();
     let task = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let h = h.clone();
             let n = n.clone();
             tokio::spawn(async move {
@@ -84,7 +94,7 @@ pub async fn upstream(name: &str, fail_every: u64) -> Upstream {
                             .strip_prefix("/status/")
                             .and_then(|s| s.parse::<u16>().ok())
                             .unwrap_or(200);
-                        if fail_every > 0 && count % fail_every != 0 {
+                        if fail_every > 0 && !count.is_multiple_of(fail_every) {
                             status = 503;
                         }
                         let host = req
@@ -134,7 +144,9 @@ impl Meshd {
             xds_addr: "127.0.0.1:0".parse().expect("addr"),
             ..Default::default()
         };
-        let d = Discovery::bind(config, &mut registry).await.expect("bind discovery");
+        let d = Discovery::bind(config, &mut registry)
+            .await
+            .expect("bind discovery");
         let xds = d.local_addr().expect("local addr");
         let debug = d.debug_state();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -195,19 +207,29 @@ impl Envoy {
         let opts = BootstrapOptions {
             xds_address: xds.to_string(),
             node_id: node_id.to_string(),
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
             admin_port,
             ..Default::default()
         };
         let bootstrap = generate(&opts).expect("bootstrap");
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("bootstrap.json");
-        std::fs::write(&path, serde_json::to_vec_pretty(&bootstrap).expect("json")).expect("write bootstrap");
+        std::fs::write(&path, serde_json::to_vec_pretty(&bootstrap).expect("json"))
+            .expect("write bootstrap");
         let log = std::fs::File::create(dir.path().join("envoy.log")).expect("log");
         let child = Command::new(envoy)
             .arg("-c")
             .arg(&path)
-            .args(["--concurrency", "1", "--disable-hot-restart", "-l", "warning"])
+            .args([
+                "--concurrency",
+                "1",
+                "--disable-hot-restart",
+                "-l",
+                "warning",
+            ])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -255,7 +277,10 @@ impl Envoy {
         let stats = self.stats().await;
         stats
             .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}: ")).and_then(|v| v.trim().parse().ok()))
+            .find_map(|l| {
+                l.strip_prefix(&format!("{name}: "))
+                    .and_then(|v| v.trim().parse().ok())
+            })
             .unwrap_or(0)
     }
 
@@ -281,8 +306,15 @@ pub fn client() -> reqwest::Client {
 }
 
 /// GET `http://127.0.0.1:<port><path>` with `Host: host` and extra headers; returns (status, body, x-upstream).
-pub async fn get(port: u16, host: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String, reqwest::header::HeaderMap) {
-    let mut req = client().get(format!("http://127.0.0.1:{port}{path}")).header("host", host);
+pub async fn get(
+    port: u16,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String, reqwest::header::HeaderMap) {
+    let mut req = client()
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .header("host", host);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -290,7 +322,11 @@ pub async fn get(port: u16, host: &str, path: &str, headers: &[(&str, &str)]) ->
         Ok(r) => {
             let status = r.status().as_u16();
             let hdrs = r.headers().clone();
-            let up = hdrs.get("x-upstream").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let up = hdrs
+                .get("x-upstream")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
             let body = r.text().await.unwrap_or_default();
             (status, body, up, hdrs)
         }
@@ -341,7 +377,11 @@ pub fn httpbin_service(upstreams: &[&Upstream]) -> String {
 
 /// A Gateway on `port` for `httpbin.example.com`, selecting `istio: ingressgateway`.
 pub fn gateway(port: u16, https_redirect: bool) -> String {
-    let tls = if https_redirect { "\n    tls: {httpsRedirect: true}" } else { "" };
+    let tls = if https_redirect {
+        "\n    tls: {httpsRedirect: true}"
+    } else {
+        ""
+    };
     format!(
         "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: httpbin-gateway, namespace: httpbin}}\nspec:\n  selector: {{istio: ingressgateway}}\n  servers:\n  - port: {{number: {port}, name: http, protocol: HTTP}}\n    hosts: [httpbin.example.com]{tls}\n"
     )
@@ -358,7 +398,8 @@ pub fn virtual_service(http: &str) -> String {
     )
 }
 
-pub const ROUTER: &str = "router~127.0.0.1~istio-ingressgateway-1.istio-system~istio-system.svc.cluster.local";
+pub const ROUTER: &str =
+    "router~127.0.0.1~istio-ingressgateway-1.istio-system~istio-system.svc.cluster.local";
 
 /// A running gateway scenario: upstreams v1/v2, meshd on a temp config dir, a gateway Envoy.
 pub struct GatewayEnv {
@@ -378,17 +419,34 @@ impl GatewayEnv {
         let v2 = upstream("v2", v2_fail_every).await;
         let port = free_port();
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("service.yaml"), httpbin_service(&[&v1, &v2])).expect("write");
-        std::fs::write(dir.path().join("gateway.yaml"), gateway(port, https_redirect)).expect("write");
+        std::fs::write(
+            dir.path().join("service.yaml"),
+            httpbin_service(&[&v1, &v2]),
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("gateway.yaml"),
+            gateway(port, https_redirect),
+        )
+        .expect("write");
         std::fs::write(dir.path().join("dr.yaml"), SUBSETS).expect("write");
         std::fs::write(dir.path().join("vs.yaml"), virtual_service(http)).expect("write");
         let meshd = Meshd::start(dir.path()).await;
-        let envoy = Envoy::start(meshd.xds, ROUTER, &[("istio", "ingressgateway"), ("app", "istio-ingressgateway")]).await;
+        let envoy = Envoy::start(
+            meshd.xds,
+            ROUTER,
+            &[("istio", "ingressgateway"), ("app", "istio-ingressgateway")],
+        )
+        .await;
         let ok = eventually(Duration::from_secs(15), || async {
             get(port, "httpbin.example.com", "/", &[]).await.0 != 0
         })
         .await;
-        assert!(ok.is_some(), "gateway listener on {port} never answered; envoy log:\n{}", envoy.log());
+        assert!(
+            ok.is_some(),
+            "gateway listener on {port} never answered; envoy log:\n{}",
+            envoy.log()
+        );
         GatewayEnv {
             dir,
             port,
@@ -399,7 +457,11 @@ impl GatewayEnv {
         }
     }
 
-    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String, String, reqwest::header::HeaderMap) {
+    pub async fn get(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, String, String, reqwest::header::HeaderMap) {
         get(self.port, "httpbin.example.com", path, headers).await
     }
 }

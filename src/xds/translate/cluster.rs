@@ -1,28 +1,30 @@
 //! Clusters (CDS) and load assignments (EDS): outbound service clusters with DestinationRule policy and
 //! subsets, inbound clusters, and the special Passthrough/BlackHole clusters.
 
-use super::util::{ads, dur, istio_dur, secs, socket, transport_socket, u32v};
+use super::util::{ads, istio_dur, secs, socket, transport_socket, u32v};
 use crate::istio::{self, selector_matches, TrafficPolicy};
 use crate::xds::model::{Protocol, PushContext, Resolution, Service};
 use crate::xds::proxy::Proxy;
 use envoy_types::pb::envoy::config::cluster::v3::{
     circuit_breakers::Thresholds, cluster, CircuitBreakers, Cluster, OutlierDetection,
 };
-use envoy_types::pb::envoy::config::core::v3::{
-    BindConfig, HttpProtocolOptions as CoreHttpOptions, Http2ProtocolOptions, RoutingPriority, SocketAddress,
-};
 use envoy_types::pb::envoy::config::core::v3::{data_source, socket_address, DataSource};
+use envoy_types::pb::envoy::config::core::v3::{
+    BindConfig, Http2ProtocolOptions, HttpProtocolOptions as CoreHttpOptions, RoutingPriority,
+    SocketAddress,
+};
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    common_tls_context, CertificateValidationContext, CommonTlsContext, SubjectAltNameMatcher, TlsCertificate,
-    UpstreamTlsContext,
+    common_tls_context, CertificateValidationContext, CommonTlsContext, SubjectAltNameMatcher,
+    TlsCertificate, UpstreamTlsContext,
 };
-use envoy_types::pb::envoy::extensions::upstreams::http::v3::{http_protocol_options, HttpProtocolOptions};
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+    http_protocol_options, HttpProtocolOptions,
+};
 use envoy_types::pb::envoy::r#type::v3::Percent as EnvoyPercent;
 use envoy_types::util::pack_any;
-use std::collections::BTreeMap;
 
 pub const BLACKHOLE_CLUSTER: &str = "BlackHoleCluster";
 pub const PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
@@ -94,7 +96,10 @@ fn inbound_passthrough() -> Cluster {
 }
 
 /// Clusters and EDS for a sidecar: outbound for every service, inbound for the proxy's own services.
-pub fn sidecar_clusters(ctx: &PushContext, proxy: &Proxy) -> (Vec<Cluster>, Vec<ClusterLoadAssignment>) {
+pub fn sidecar_clusters(
+    ctx: &PushContext,
+    proxy: &Proxy,
+) -> (Vec<Cluster>, Vec<ClusterLoadAssignment>) {
     let (mut clusters, endpoints) = outbound_clusters(ctx);
     clusters.extend(special_clusters());
     clusters.push(inbound_passthrough());
@@ -154,7 +159,11 @@ pub fn outbound_clusters(ctx: &PushContext) -> (Vec<Cluster>, Vec<ClusterLoadAss
                 continue;
             }
             let top = dr.and_then(|d| d.spec.traffic_policy.as_ref());
-            let eps = svc.endpoints.get(&port.port).map(Vec::as_slice).unwrap_or(&[]);
+            let eps = svc
+                .endpoints
+                .get(&port.port)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
             let (c, l) = build_cluster(svc, port.port, port.protocol, &base_name, top, None, eps);
             clusters.push(c);
             cla.extend(l);
@@ -163,8 +172,11 @@ pub fn outbound_clusters(ctx: &PushContext) -> (Vec<Cluster>, Vec<ClusterLoadAss
                 if !seen.insert(name.clone()) {
                     continue;
                 }
-                let sub_eps: Vec<_> =
-                    eps.iter().filter(|e| selector_matches(&subset.labels, &e.labels)).cloned().collect();
+                let sub_eps: Vec<_> = eps
+                    .iter()
+                    .filter(|e| selector_matches(&subset.labels, &e.labels))
+                    .cloned()
+                    .collect();
                 let (c, l) = build_cluster(
                     svc,
                     port.port,
@@ -220,8 +232,15 @@ pub fn consistent_hash<'a>(
     subset: &str,
 ) -> Option<&'a istio::ConsistentHashLb> {
     let dr = ctx.destination_rule(svc)?;
-    let sub = dr.spec.subsets.iter().find(|s| s.name == subset).and_then(|s| s.traffic_policy.as_ref());
-    effective(&[dr.spec.traffic_policy.as_ref(), sub], port).lb.and_then(|l| l.consistent_hash.as_ref())
+    let sub = dr
+        .spec
+        .subsets
+        .iter()
+        .find(|s| s.name == subset)
+        .and_then(|s| s.traffic_policy.as_ref());
+    effective(&[dr.spec.traffic_policy.as_ref(), sub], port)
+        .lb
+        .and_then(|l| l.consistent_hash.as_ref())
 }
 
 fn lb_endpoints(eps: &[crate::xds::model::Endpoint]) -> Vec<LocalityLbEndpoints> {
@@ -311,10 +330,14 @@ fn build_cluster(
                     cluster::LbPolicy::RingHash as i32
                 };
                 if let Some(min) = ch.minimum_ring_size {
-                    c.lb_config = Some(cluster::LbConfig::RingHashLbConfig(cluster::RingHashLbConfig {
-                        minimum_ring_size: Some(envoy_types::pb::google::protobuf::UInt64Value { value: min }),
-                        ..Default::default()
-                    }));
+                    c.lb_config = Some(cluster::LbConfig::RingHashLbConfig(
+                        cluster::RingHashLbConfig {
+                            minimum_ring_size: Some(
+                                envoy_types::pb::google::protobuf::UInt64Value { value: min },
+                            ),
+                            ..Default::default()
+                        },
+                    ));
                 }
             } else {
                 match lb.simple.as_deref() {
@@ -333,7 +356,10 @@ fn build_cluster(
         }
     }
     if let Some(pool) = pol.pool {
-        let t = &mut c.circuit_breakers.get_or_insert_with(max_thresholds).thresholds[0];
+        let t = &mut c
+            .circuit_breakers
+            .get_or_insert_with(max_thresholds)
+            .thresholds[0];
         if let Some(tcp) = &pool.tcp {
             if let Some(m) = tcp.max_connections {
                 t.max_connections = Some(u32v(m));
@@ -342,7 +368,9 @@ fn build_cluster(
                 c.connect_timeout = Some(d);
             }
             if let Some(d) = istio_dur(&tcp.max_connection_duration) {
-                http.common_http_protocol_options.get_or_insert_with(Default::default).max_connection_duration = Some(d);
+                http.common_http_protocol_options
+                    .get_or_insert_with(Default::default)
+                    .max_connection_duration = Some(d);
                 http_set = true;
             }
         }
@@ -356,7 +384,9 @@ fn build_cluster(
             if let Some(v) = h.max_retries {
                 t.max_retries = Some(u32v(v));
             }
-            let common = http.common_http_protocol_options.get_or_insert_with(CoreHttpOptions::default);
+            let common = http
+                .common_http_protocol_options
+                .get_or_insert_with(CoreHttpOptions::default);
             if let Some(d) = istio_dur(&h.idle_timeout) {
                 common.idle_timeout = Some(d);
                 http_set = true;
@@ -372,9 +402,11 @@ fn build_cluster(
     }
     if http_set {
         if http.upstream_protocol_options.is_none() {
-            http.upstream_protocol_options = Some(http_protocol_options::UpstreamProtocolOptions::UseDownstreamProtocolConfig(
-                Default::default(),
-            ));
+            http.upstream_protocol_options = Some(
+                http_protocol_options::UpstreamProtocolOptions::UseDownstreamProtocolConfig(
+                    Default::default(),
+                ),
+            );
             if !protocol.is_http() {
                 http.upstream_protocol_options = Some(http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
                     http_protocol_options::ExplicitHttpConfig {
@@ -387,8 +419,10 @@ fn build_cluster(
                 ));
             }
         }
-        c.typed_extension_protocol_options
-            .insert("envoy.extensions.upstreams.http.v3.HttpProtocolOptions".into(), pack_any(http));
+        c.typed_extension_protocol_options.insert(
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".into(),
+            pack_any(http),
+        );
     }
     if let Some(od) = pol.outlier {
         let mut o = OutlierDetection {
@@ -421,7 +455,6 @@ fn build_cluster(
             c.transport_socket = Some(transport_socket("envoy.transport_sockets.tls", ts));
         }
     }
-    let _ = dur;
     (c, assignment)
 }
 
@@ -459,27 +492,27 @@ fn upstream_tls(tls: &istio::ClientTlsSettings, host: &str) -> Option<UpstreamTl
                     ..Default::default()
                 })
                 .collect();
-            common.validation_context_type = Some(common_tls_context::ValidationContextType::ValidationContext(
-                CertificateValidationContext {
-                    trusted_ca: Some(file(ca)),
-                    match_typed_subject_alt_names: sans,
-                    ..Default::default()
-                },
-            ));
+            common.validation_context_type = Some(
+                common_tls_context::ValidationContextType::ValidationContext(
+                    CertificateValidationContext {
+                        trusted_ca: Some(file(ca)),
+                        match_typed_subject_alt_names: sans,
+                        ..Default::default()
+                    },
+                ),
+            );
         }
     }
-    let sni = tls.sni.clone().unwrap_or_else(|| if mode == "SIMPLE" { host.to_string() } else { String::new() });
+    let sni = tls.sni.clone().unwrap_or_else(|| {
+        if mode == "SIMPLE" {
+            host.to_string()
+        } else {
+            String::new()
+        }
+    });
     Some(UpstreamTlsContext {
         common_tls_context: Some(common),
         sni,
         ..Default::default()
     })
 }
-
-/// Endpoints grouped for tests and debugging.
-pub fn _endpoint_count(cla: &ClusterLoadAssignment) -> usize {
-    cla.endpoints.iter().map(|l| l.lb_endpoints.len()).sum()
-}
-
-#[allow(dead_code)]
-fn _unused(_: BTreeMap<(), ()>) {}

@@ -10,11 +10,16 @@ use crate::store::Object;
 use crate::xds::model::{hosts_intersect, PushContext};
 use crate::xds::proxy::Proxy;
 use envoy_types::pb::envoy::config::core::v3::{data_source, DataSource, TrafficDirection};
-use envoy_types::pb::envoy::config::listener::v3::{listener_filter, FilterChain, FilterChainMatch, Listener, ListenerFilter};
-use envoy_types::pb::envoy::config::route::v3::{virtual_host::TlsRequirementType, RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::config::listener::v3::{
+    listener_filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
+};
+use envoy_types::pb::envoy::config::route::v3::{
+    virtual_host::TlsRequirementType, RouteConfiguration, VirtualHost,
+};
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    common_tls_context, CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, TlsCertificate,
+    common_tls_context, CertificateValidationContext, CommonTlsContext, DownstreamTlsContext,
+    TlsCertificate,
 };
 use envoy_types::util::pack_any;
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,12 +27,19 @@ use std::collections::{BTreeMap, BTreeSet};
 type Bound<'a> = (&'a Object<istio::Gateway>, &'a istio::Server);
 
 fn is_http(s: &istio::Server) -> bool {
-    matches!(s.port.protocol.to_ascii_uppercase().as_str(), "HTTP" | "HTTP2" | "GRPC")
+    matches!(
+        s.port.protocol.to_ascii_uppercase().as_str(),
+        "HTTP" | "HTTP2" | "GRPC"
+    )
 }
 
 fn terminates_tls(s: &istio::Server) -> bool {
     let proto = s.port.protocol.to_ascii_uppercase();
-    let mode = s.tls.as_ref().and_then(|t| t.mode.as_deref()).unwrap_or("SIMPLE");
+    let mode = s
+        .tls
+        .as_ref()
+        .and_then(|t| t.mode.as_deref())
+        .unwrap_or("SIMPLE");
     proto == "HTTPS" && matches!(mode, "SIMPLE" | "MUTUAL")
 }
 
@@ -41,7 +53,10 @@ fn gw_key(gw: &Object<istio::Gateway>) -> String {
 }
 
 /// Listeners and route configs for a gateway proxy.
-pub fn gateway_config(ctx: &PushContext, proxy: &Proxy) -> (Vec<Listener>, Vec<RouteConfiguration>) {
+pub fn gateway_config(
+    ctx: &PushContext,
+    proxy: &Proxy,
+) -> (Vec<Listener>, Vec<RouteConfiguration>) {
     let mut by_port: BTreeMap<u32, Vec<Bound>> = BTreeMap::new();
     for gw in &ctx.snapshot.gateways {
         if !selector_matches(&gw.spec.selector, &proxy.labels) {
@@ -54,8 +69,16 @@ pub fn gateway_config(ctx: &PushContext, proxy: &Proxy) -> (Vec<Listener>, Vec<R
     let mut listeners = Vec::new();
     let mut routes = Vec::new();
     for (port, servers) in by_port {
-        let http: Vec<Bound> = servers.iter().copied().filter(|(_, s)| is_http(s)).collect();
-        let https: Vec<Bound> = servers.iter().copied().filter(|(_, s)| terminates_tls(s)).collect();
+        let http: Vec<Bound> = servers
+            .iter()
+            .copied()
+            .filter(|(_, s)| is_http(s))
+            .collect();
+        let https: Vec<Bound> = servers
+            .iter()
+            .copied()
+            .filter(|(_, s)| terminates_tls(s))
+            .collect();
         let mut chains = Vec::new();
         if !http.is_empty() {
             let name = format!("http.{port}");
@@ -70,7 +93,10 @@ pub fn gateway_config(ctx: &PushContext, proxy: &Proxy) -> (Vec<Listener>, Vec<R
         }
         let mut used_sni = BTreeSet::new();
         for (gw, s) in &https {
-            let name = format!("https.{port}.{}.{}.{}", s.port.name, gw.meta.name, gw.meta.namespace);
+            let name = format!(
+                "https.{port}.{}.{}.{}",
+                s.port.name, gw.meta.name, gw.meta.namespace
+            );
             let mut sni: Vec<String> = s
                 .hosts
                 .iter()
@@ -83,7 +109,9 @@ pub fn gateway_config(ctx: &PushContext, proxy: &Proxy) -> (Vec<Listener>, Vec<R
                 // Envoy rejects two chains with the same match; Istio merges them. Skip the duplicate.
                 continue;
             }
-            let Some(tls) = downstream_tls(s.tls.as_ref()) else { continue };
+            let Some(tls) = downstream_tls(s.tls.as_ref()) else {
+                continue;
+            };
             chains.push(FilterChain {
                 filter_chain_match: Some(FilterChainMatch {
                     server_names: sni,
@@ -111,7 +139,9 @@ pub fn gateway_config(ctx: &PushContext, proxy: &Proxy) -> (Vec<Listener>, Vec<R
         if !https.is_empty() {
             listener.listener_filters.push(ListenerFilter {
                 name: "envoy.filters.listener.tls_inspector".into(),
-                config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(TlsInspector::default()))),
+                config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
+                    TlsInspector::default(),
+                ))),
                 ..Default::default()
             });
         }
@@ -141,12 +171,14 @@ fn downstream_tls(tls: Option<&istio::ServerTlsSettings>) -> Option<DownstreamTl
     };
     let mutual = tls.mode.as_deref() == Some("MUTUAL");
     if let Some(ca) = &tls.ca_certificates {
-        common.validation_context_type = Some(common_tls_context::ValidationContextType::ValidationContext(
-            CertificateValidationContext {
-                trusted_ca: Some(file(ca)),
-                ..Default::default()
-            },
-        ));
+        common.validation_context_type = Some(
+            common_tls_context::ValidationContextType::ValidationContext(
+                CertificateValidationContext {
+                    trusted_ca: Some(file(ca)),
+                    ..Default::default()
+                },
+            ),
+        );
     }
     Some(DownstreamTlsContext {
         common_tls_context: Some(common),
@@ -170,7 +202,12 @@ fn route_config(ctx: &PushContext, name: &str, port: u32, servers: &[Bound]) -> 
         let hosts: Vec<&str> = server.hosts.iter().map(|h| server_host(h)).collect();
         let mut matched_any = false;
         for vs in &ctx.snapshot.virtual_services {
-            if !vs.spec.gateways.iter().any(|g| qualify_gateway(g, &vs.meta.namespace) == key) {
+            if !vs
+                .spec
+                .gateways
+                .iter()
+                .any(|g| qualify_gateway(g, &vs.meta.namespace) == key)
+            {
                 continue;
             }
             for vh in &vs.spec.hosts {
@@ -178,14 +215,18 @@ fn route_config(ctx: &PushContext, name: &str, port: u32, servers: &[Bound]) -> 
                     continue;
                 }
                 matched_any = true;
-                let entry = vhosts.entry(vh.clone()).or_insert_with(|| (Vec::new(), false));
+                let entry = vhosts
+                    .entry(vh.clone())
+                    .or_insert_with(|| (Vec::new(), false));
                 entry.0.extend(virtual_service_routes(vs, &scope));
                 entry.1 |= redirect;
             }
         }
         if !matched_any && redirect {
             for h in hosts {
-                let entry = vhosts.entry(h.to_string()).or_insert_with(|| (Vec::new(), false));
+                let entry = vhosts
+                    .entry(h.to_string())
+                    .or_insert_with(|| (Vec::new(), false));
                 entry.1 = true;
             }
         }

@@ -1,14 +1,21 @@
 //! Sidecar listeners (LDS) and outbound route configurations (RDS): `virtualOutbound` (15001),
 //! `virtualInbound` (15006), `0.0.0.0_<port>` HTTP listeners with RDS `"<port>"`, `<VIP>_<port>` TCP.
 
-use super::cluster::{cluster_name, inbound_ports, BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER};
+use super::cluster::{
+    cluster_name, inbound_ports, BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER,
+    PASSTHROUGH_CLUSTER,
+};
 use super::route::{default_route, virtual_service_routes, Scope};
 use super::util::{ads, boolv, network_filter, socket, u32v};
 use crate::xds::model::{host_matches, resolve_host, PushContext, Service};
 use crate::xds::proxy::Proxy;
 use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
-use envoy_types::pb::envoy::config::listener::v3::{filter_chain_match, listener_filter, FilterChain, FilterChainMatch, Listener, ListenerFilter};
-use envoy_types::pb::envoy::config::route::v3::{route, route_match, DirectResponseAction, Route, RouteConfiguration, RouteMatch, VirtualHost};
+use envoy_types::pb::envoy::config::listener::v3::{
+    filter_chain_match, listener_filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
+};
+use envoy_types::pb::envoy::config::route::v3::{
+    route, route_match, DirectResponseAction, Route, RouteConfiguration, RouteMatch, VirtualHost,
+};
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors;
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
@@ -58,7 +65,10 @@ pub fn rds(name: &str) -> RouteSpecifier {
     })
 }
 
-pub fn tcp_proxy_filter(stat_prefix: &str, cluster: &str) -> envoy_types::pb::envoy::config::listener::v3::Filter {
+pub fn tcp_proxy_filter(
+    stat_prefix: &str,
+    cluster: &str,
+) -> envoy_types::pb::envoy::config::listener::v3::Filter {
     network_filter(
         "envoy.filters.network.tcp_proxy",
         TcpProxy {
@@ -72,7 +82,9 @@ pub fn tcp_proxy_filter(stat_prefix: &str, cluster: &str) -> envoy_types::pb::en
 fn original_dst_filter() -> ListenerFilter {
     ListenerFilter {
         name: "envoy.filters.listener.original_dst".into(),
-        config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(OriginalDst::default()))),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
+            OriginalDst::default(),
+        ))),
         ..Default::default()
     }
 }
@@ -99,7 +111,10 @@ fn service_domains(svc: &Service, port: u32, proxy_ns: &str) -> Vec<String> {
 }
 
 /// Listeners and RDS route configs for a sidecar.
-pub fn sidecar_listeners(ctx: &PushContext, proxy: &Proxy) -> (Vec<Listener>, Vec<RouteConfiguration>) {
+pub fn sidecar_listeners(
+    ctx: &PushContext,
+    proxy: &Proxy,
+) -> (Vec<Listener>, Vec<RouteConfiguration>) {
     let mut listeners = Vec::new();
     let mut http_ports: BTreeMap<u32, Vec<&Service>> = BTreeMap::new();
     let mut tcp_names = HashSet::new();
@@ -151,7 +166,12 @@ pub fn sidecar_listeners(ctx: &PushContext, proxy: &Proxy) -> (Vec<Listener>, Ve
     (listeners, routes)
 }
 
-fn outbound_route_config(ctx: &PushContext, proxy: &Proxy, port: u32, svcs: &[&Service]) -> RouteConfiguration {
+fn outbound_route_config(
+    ctx: &PushContext,
+    proxy: &Proxy,
+    port: u32,
+    svcs: &[&Service],
+) -> RouteConfiguration {
     let scope = Scope {
         ctx,
         port,
@@ -169,7 +189,8 @@ fn outbound_route_config(ctx: &PushContext, proxy: &Proxy, port: u32, svcs: &[&S
         }
         let mut rs: Vec<Route> = Vec::new();
         for vs in &ctx.snapshot.virtual_services {
-            let mesh_bound = vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh");
+            let mesh_bound =
+                vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh");
             if !mesh_bound {
                 continue;
             }
@@ -184,7 +205,12 @@ fn outbound_route_config(ctx: &PushContext, proxy: &Proxy, port: u32, svcs: &[&S
             }
         }
         if rs.is_empty() {
-            rs.push(default_route(&cluster_name("outbound", port, "", &svc.hostname)));
+            rs.push(default_route(&cluster_name(
+                "outbound",
+                port,
+                "",
+                &svc.hostname,
+            )));
         }
         vhosts.push(VirtualHost {
             name: format!("{}:{port}", svc.hostname),
@@ -258,7 +284,11 @@ fn virtual_inbound(ctx: &PushContext, proxy: &Proxy) -> Listener {
         .services
         .iter()
         .filter(|s| !s.from_service_entry && s.namespace == proxy.namespace)
-        .flat_map(|s| s.ports.iter().map(|p| (p.target_port.unwrap_or(p.port), p.protocol.is_http())))
+        .flat_map(|s| {
+            s.ports
+                .iter()
+                .map(|p| (p.target_port.unwrap_or(p.port), p.protocol.is_http()))
+        })
         .collect();
     for (_, target) in inbound_ports(ctx, proxy) {
         if !seen.insert(target) {
@@ -310,7 +340,10 @@ fn virtual_inbound(ctx: &PushContext, proxy: &Proxy) -> Listener {
             source_type: filter_chain_match::ConnectionSourceType::Any as i32,
             ..Default::default()
         }),
-        filters: vec![tcp_proxy_filter(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER)],
+        filters: vec![tcp_proxy_filter(
+            INBOUND_PASSTHROUGH_CLUSTER,
+            INBOUND_PASSTHROUGH_CLUSTER,
+        )],
         ..Default::default()
     });
     Listener {

@@ -20,7 +20,9 @@ use envoy_types::pb::google::protobuf::Any;
 use envoy_types::util::pack_any;
 use std::collections::BTreeMap;
 
-pub use cluster::{cluster_name, BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER};
+pub use cluster::{
+    cluster_name, BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER,
+};
 
 /// Typed resources for one proxy, before encoding.
 #[derive(Debug, Clone, Default)]
@@ -89,10 +91,26 @@ pub fn build(ctx: &PushContext, proxy: &Proxy) -> Resources {
     let g = generate(ctx, proxy);
     let enc = |v: Vec<(String, Any)>| v.into_iter().collect::<Encoded>();
     Resources {
-        clusters: enc(g.clusters.iter().map(|c| (c.name.clone(), pack_any(c.clone()))).collect()),
-        endpoints: enc(g.endpoints.iter().map(|c| (c.cluster_name.clone(), pack_any(c.clone()))).collect()),
-        listeners: enc(g.listeners.iter().map(|c| (c.name.clone(), pack_any(c.clone()))).collect()),
-        routes: enc(g.routes.iter().map(|c| (c.name.clone(), pack_any(c.clone()))).collect()),
+        clusters: enc(g
+            .clusters
+            .iter()
+            .map(|c| (c.name.clone(), pack_any(c.clone())))
+            .collect()),
+        endpoints: enc(g
+            .endpoints
+            .iter()
+            .map(|c| (c.cluster_name.clone(), pack_any(c.clone())))
+            .collect()),
+        listeners: enc(g
+            .listeners
+            .iter()
+            .map(|c| (c.name.clone(), pack_any(c.clone())))
+            .collect()),
+        routes: enc(g
+            .routes
+            .iter()
+            .map(|c| (c.name.clone(), pack_any(c.clone())))
+            .collect()),
         typed: g,
     }
 }

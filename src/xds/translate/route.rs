@@ -2,22 +2,24 @@
 //! policy.
 
 use super::cluster::{cluster_name, consistent_hash};
-use super::util::{dur, istio_dur, percent, regex, secs, string_match, u32v};
+use super::util::{istio_dur, percent, regex, secs, string_match, u32v};
 use crate::istio::{self, HttpRoute, StringMatch, VirtualService};
 use crate::store::Object;
 use crate::xds::model::{resolve_host, PushContext};
 use envoy_types::pb::envoy::config::core::v3::{
-    data_source, header_value_option::HeaderAppendAction, DataSource, HeaderValue, HeaderValueOption,
-    RuntimeFractionalPercent,
+    data_source, header_value_option::HeaderAppendAction, DataSource, HeaderValue,
+    HeaderValueOption, RuntimeFractionalPercent,
 };
 use envoy_types::pb::envoy::config::route::v3::{
-    header_matcher, query_parameter_matcher, redirect_action, route, route_action, route_match, weighted_cluster,
-    DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RedirectAction, RetryPolicy, Route, RouteAction,
-    RouteMatch, WeightedCluster,
+    header_matcher, query_parameter_matcher, redirect_action, route, route_action, route_match,
+    weighted_cluster, DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RedirectAction,
+    RetryPolicy, Route, RouteAction, RouteMatch, WeightedCluster,
 };
 use envoy_types::pb::envoy::extensions::filters::common::fault::v3::{fault_delay, FaultDelay};
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
-use envoy_types::pb::envoy::extensions::filters::http::fault::v3::{fault_abort, FaultAbort, HttpFault};
+use envoy_types::pb::envoy::extensions::filters::http::fault::v3::{
+    fault_abort, FaultAbort, HttpFault,
+};
 use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
 use envoy_types::util::pack_any;
 
@@ -75,7 +77,11 @@ pub fn default_route(cluster: &str) -> Route {
 }
 
 /// Is `rule` (or one of its matches) in scope, and with which matches?
-fn scoped_matches<'r>(rule: &'r HttpRoute, scope: &Scope, vs_ns: &str) -> Option<Vec<Option<&'r istio::HttpMatchRequest>>> {
+fn scoped_matches<'r>(
+    rule: &'r HttpRoute,
+    scope: &Scope,
+    vs_ns: &str,
+) -> Option<Vec<Option<&'r istio::HttpMatchRequest>>> {
     if rule.match_.is_empty() {
         return Some(vec![None]);
     }
@@ -90,7 +96,9 @@ fn scoped_matches<'r>(rule: &'r HttpRoute, scope: &Scope, vs_ns: &str) -> Option
             if scope.gateways.is_empty() {
                 return m.gateways.iter().any(|g| g == "mesh");
             }
-            m.gateways.iter().any(|g| scope.gateways.contains(&qualify_gateway(g, vs_ns)))
+            m.gateways
+                .iter()
+                .any(|g| scope.gateways.contains(&qualify_gateway(g, vs_ns)))
         })
         .map(Some)
         .collect();
@@ -117,7 +125,9 @@ pub fn qualify_gateway(g: &str, ns: &str) -> String {
 pub fn virtual_service_routes(vs: &Object<VirtualService>, scope: &Scope) -> Vec<Route> {
     let mut out = Vec::new();
     for (i, rule) in vs.spec.http.iter().enumerate() {
-        let Some(matches) = scoped_matches(rule, scope, &vs.meta.namespace) else { continue };
+        let Some(matches) = scoped_matches(rule, scope, &vs.meta.namespace) else {
+            continue;
+        };
         for m in matches {
             out.push(translate_rule(vs, rule, m, scope, i));
         }
@@ -142,7 +152,9 @@ fn header_op(key: &str, value: &str, overwrite: bool) -> HeaderValueOption {
 }
 
 fn header_ops(ops: Option<&istio::HeaderOperations>) -> (Vec<HeaderValueOption>, Vec<String>) {
-    let Some(ops) = ops else { return (vec![], vec![]) };
+    let Some(ops) = ops else {
+        return (vec![], vec![]);
+    };
     let mut add: Vec<_> = ops.set.iter().map(|(k, v)| header_op(k, v, true)).collect();
     add.extend(ops.add.iter().map(|(k, v)| header_op(k, v, false)));
     (add, ops.remove.clone())
@@ -151,8 +163,12 @@ fn header_ops(ops: Option<&istio::HeaderOperations>) -> (Vec<HeaderValueOption>,
 fn header_matcher(name: &str, m: &StringMatch, invert: bool) -> HeaderMatcher {
     // An empty regex / prefix means "present" in Istio.
     let spec = match m {
-        StringMatch::Prefix(p) if p.is_empty() => header_matcher::HeaderMatchSpecifier::PresentMatch(true),
-        StringMatch::Regex(r) if r == "*" || r.is_empty() => header_matcher::HeaderMatchSpecifier::PresentMatch(true),
+        StringMatch::Prefix(p) if p.is_empty() => {
+            header_matcher::HeaderMatchSpecifier::PresentMatch(true)
+        }
+        StringMatch::Regex(r) if r == "*" || r.is_empty() => {
+            header_matcher::HeaderMatchSpecifier::PresentMatch(true)
+        }
         _ => header_matcher::HeaderMatchSpecifier::StringMatch(string_match(m, false)),
     };
     HeaderMatcher {
@@ -185,7 +201,11 @@ fn route_match(m: Option<&istio::HttpMatchRequest>) -> RouteMatch {
     for (name, sm) in &m.without_headers {
         rm.headers.push(header_matcher(name, sm, true));
     }
-    for (pseudo, sm) in [(":authority", &m.authority), (":method", &m.method), (":scheme", &m.scheme)] {
+    for (pseudo, sm) in [
+        (":authority", &m.authority),
+        (":method", &m.method),
+        (":scheme", &m.scheme),
+    ] {
         if let Some(sm) = sm {
             rm.headers.push(header_matcher(pseudo, sm, false));
         }
@@ -198,7 +218,9 @@ fn route_match(m: Option<&istio::HttpMatchRequest>) -> RouteMatch {
                 StringMatch::Prefix(p) if p.is_empty() => {
                     query_parameter_matcher::QueryParameterMatchSpecifier::PresentMatch(true)
                 }
-                _ => query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(string_match(sm, false)),
+                _ => query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(
+                    string_match(sm, false),
+                ),
             }),
         });
     }
@@ -255,8 +277,14 @@ fn translate_rule(
             host_redirect: r.authority.clone().unwrap_or_default(),
             port_redirect: r.port.unwrap_or(0),
             response_code: code as i32,
-            scheme_rewrite_specifier: r.scheme.clone().map(redirect_action::SchemeRewriteSpecifier::SchemeRedirect),
-            path_rewrite_specifier: r.uri.clone().map(redirect_action::PathRewriteSpecifier::PathRedirect),
+            scheme_rewrite_specifier: r
+                .scheme
+                .clone()
+                .map(redirect_action::SchemeRewriteSpecifier::SchemeRedirect),
+            path_rewrite_specifier: r
+                .uri
+                .clone()
+                .map(redirect_action::PathRewriteSpecifier::PathRedirect),
             ..Default::default()
         }));
     } else if let Some(d) = &rule.direct_response {
@@ -278,14 +306,19 @@ fn translate_rule(
         };
         action.max_stream_duration = Some(route_action::MaxStreamDuration {
             max_stream_duration: Some(secs(0)),
-            grpc_timeout_header_max: Some(action.timeout.clone().unwrap_or_else(|| secs(0))),
+            grpc_timeout_header_max: Some(action.timeout.unwrap_or_else(|| secs(0))),
             ..Default::default()
         });
-        let dests: Vec<_> = rule.route.iter().filter(|d| d.weight != Some(0) || rule.route.len() == 1).collect();
+        let dests: Vec<_> = rule
+            .route
+            .iter()
+            .filter(|d| d.weight != Some(0) || rule.route.len() == 1)
+            .collect();
         if dests.len() == 1 {
             let d = dests[0];
-            action.cluster_specifier =
-                Some(route_action::ClusterSpecifier::Cluster(destination_cluster(&d.destination, ns, scope)));
+            action.cluster_specifier = Some(route_action::ClusterSpecifier::Cluster(
+                destination_cluster(&d.destination, ns, scope),
+            ));
             let (a, r) = header_ops(d.headers.as_ref().and_then(|h| h.request.as_ref()));
             out.request_headers_to_add.extend(a);
             out.request_headers_to_remove.extend(r);
@@ -309,23 +342,35 @@ fn translate_rule(
                     }
                 })
                 .collect();
-            action.cluster_specifier = Some(route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
-                clusters,
-                ..Default::default()
-            }));
+            action.cluster_specifier = Some(route_action::ClusterSpecifier::WeightedClusters(
+                WeightedCluster {
+                    clusters,
+                    ..Default::default()
+                },
+            ));
         }
         // Consistent hash from the DestinationRule of the (first) destination.
         if let Some(d) = dests.first() {
             let host = resolve_host(&d.destination.host, ns);
             if let Some(svc) = scope.ctx.by_host.get(&host) {
-                let port = d.destination.port.as_ref().map(|p| p.number).unwrap_or_else(|| {
-                    if svc.ports.len() == 1 {
-                        svc.ports[0].port
-                    } else {
-                        scope.port
-                    }
-                });
-                if let Some(ch) = consistent_hash(scope.ctx, svc, port, d.destination.subset.as_deref().unwrap_or("")) {
+                let port = d
+                    .destination
+                    .port
+                    .as_ref()
+                    .map(|p| p.number)
+                    .unwrap_or_else(|| {
+                        if svc.ports.len() == 1 {
+                            svc.ports[0].port
+                        } else {
+                            scope.port
+                        }
+                    });
+                if let Some(ch) = consistent_hash(
+                    scope.ctx,
+                    svc,
+                    port,
+                    d.destination.subset.as_deref().unwrap_or(""),
+                ) {
                     action.hash_policy.extend(hash_policy(ch));
                 }
             }
@@ -374,40 +419,57 @@ fn translate_rule(
                 });
             }
             if let Some(a) = &rw.authority {
-                action.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(a.clone()));
+                action.host_rewrite_specifier = Some(
+                    route_action::HostRewriteSpecifier::HostRewriteLiteral(a.clone()),
+                );
             }
         }
         let mut mirrors: Vec<(istio::Destination, Option<istio::Percent>)> = Vec::new();
         if let Some(mr) = &rule.mirror {
             mirrors.push((mr.clone(), rule.mirror_percentage.clone()));
         }
-        mirrors.extend(rule.mirrors.iter().map(|m| (m.destination.clone(), m.percentage.clone())));
+        mirrors.extend(
+            rule.mirrors
+                .iter()
+                .map(|m| (m.destination.clone(), m.percentage.clone())),
+        );
         for (d, pct) in mirrors {
-            action.request_mirror_policies.push(route_action::RequestMirrorPolicy {
-                cluster: destination_cluster(&d, ns, scope),
-                runtime_fraction: Some(RuntimeFractionalPercent {
-                    default_value: Some(percent(Some(&pct.unwrap_or(istio::Percent { value: 100.0 })), None)),
+            action
+                .request_mirror_policies
+                .push(route_action::RequestMirrorPolicy {
+                    cluster: destination_cluster(&d, ns, scope),
+                    runtime_fraction: Some(RuntimeFractionalPercent {
+                        default_value: Some(percent(
+                            Some(&pct.unwrap_or(istio::Percent { value: 100.0 })),
+                            None,
+                        )),
+                        ..Default::default()
+                    }),
+                    trace_sampled: Some(super::util::boolv(false)),
                     ..Default::default()
-                }),
-                trace_sampled: Some(super::util::boolv(false)),
-                ..Default::default()
-            });
+                });
         }
         out.action = Some(route::Action::Route(action));
     }
     if let Some(f) = &rule.fault {
         if let Some(fault) = translate_fault(f) {
-            out.typed_per_filter_config.insert("envoy.filters.http.fault".into(), pack_any(fault));
+            out.typed_per_filter_config
+                .insert("envoy.filters.http.fault".into(), pack_any(fault));
         }
     }
     if let Some(c) = &rule.cors_policy {
-        out.typed_per_filter_config.insert("envoy.filters.http.cors".into(), pack_any(translate_cors(c)));
+        out.typed_per_filter_config.insert(
+            "envoy.filters.http.cors".into(),
+            pack_any(translate_cors(c)),
+        );
     }
     out
 }
 
 fn hash_policy(ch: &istio::ConsistentHashLb) -> Vec<route_action::HashPolicy> {
-    use route_action::hash_policy::{ConnectionProperties, Header, PolicySpecifier, QueryParameter};
+    use route_action::hash_policy::{
+        ConnectionProperties, Header, PolicySpecifier, QueryParameter,
+    };
     let spec = if let Some(h) = &ch.http_header_name {
         PolicySpecifier::Header(Header {
             header_name: h.clone(),
@@ -434,7 +496,6 @@ pub fn translate_fault(f: &istio::HttpFaultInjection) -> Option<HttpFault> {
             out.delay = Some(FaultDelay {
                 percentage: Some(percent(d.percentage.as_ref(), d.percent)),
                 fault_delay_secifier: Some(fault_delay::FaultDelaySecifier::FixedDelay(fixed)),
-                ..Default::default()
             });
         }
     }
@@ -442,7 +503,10 @@ pub fn translate_fault(f: &istio::HttpFaultInjection) -> Option<HttpFault> {
         let error_type = if let Some(s) = a.http_status {
             Some(fault_abort::ErrorType::HttpStatus(s))
         } else {
-            a.grpc_status.as_deref().and_then(grpc_code).map(fault_abort::ErrorType::GrpcStatus)
+            a.grpc_status
+                .as_deref()
+                .and_then(grpc_code)
+                .map(fault_abort::ErrorType::GrpcStatus)
         };
         if error_type.is_some() {
             out.abort = Some(FaultAbort {
@@ -478,14 +542,21 @@ fn grpc_code(s: &str) -> Option<u32> {
         "DATA_LOSS",
         "UNAUTHENTICATED",
     ];
-    s.parse::<u32>()
-        .ok()
-        .or_else(|| CODES.iter().position(|c| *c == s).and_then(|p| u32::try_from(p).ok()))
+    s.parse::<u32>().ok().or_else(|| {
+        CODES
+            .iter()
+            .position(|c| *c == s)
+            .and_then(|p| u32::try_from(p).ok())
+    })
 }
 
 fn translate_cors(c: &istio::CorsPolicy) -> CorsPolicy {
     CorsPolicy {
-        allow_origin_string_match: c.allow_origins.iter().map(|m| string_match(m, false)).collect(),
+        allow_origin_string_match: c
+            .allow_origins
+            .iter()
+            .map(|m| string_match(m, false))
+            .collect(),
         allow_methods: c.allow_methods.join(","),
         allow_headers: c.allow_headers.join(","),
         expose_headers: c.expose_headers.join(","),
@@ -498,9 +569,4 @@ fn translate_cors(c: &istio::CorsPolicy) -> CorsPolicy {
         allow_credentials: c.allow_credentials.map(super::util::boolv),
         ..Default::default()
     }
-}
-
-#[allow(dead_code)]
-fn _keep(_: std::time::Duration) {
-    let _ = dur;
 }

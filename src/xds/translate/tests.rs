@@ -10,14 +10,24 @@ fn proxy(t: NodeType, ns: &str, labels: &[(&str, &str)]) -> Proxy {
         node_type: t,
         ip: "10.244.0.20".into(),
         namespace: ns.into(),
-        labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
     }
 }
 
 #[test]
 fn sidecar_layout() {
     let ctx = PushContext::new(Arc::new(sample_snapshot()));
-    let g = generate(&ctx, &proxy(NodeType::Sidecar, "bookinfo", &[("app", "productpage"), ("version", "v1")]));
+    let g = generate(
+        &ctx,
+        &proxy(
+            NodeType::Sidecar,
+            "bookinfo",
+            &[("app", "productpage"), ("version", "v1")],
+        ),
+    );
     let lnames: Vec<_> = g.listeners.iter().map(|l| l.name.as_str()).collect();
     assert!(lnames.contains(&"virtualOutbound"));
     assert!(lnames.contains(&"virtualInbound"));
@@ -32,11 +42,22 @@ fn sidecar_layout() {
     ] {
         assert!(cnames.contains(&c), "missing {c} in {cnames:?}");
     }
-    let rc = g.routes.iter().find(|r| r.name == "9080").expect("route 9080");
-    let vh = rc.virtual_hosts.iter().find(|v| v.name == "reviews.bookinfo.svc.cluster.local:9080").expect("vh");
+    let rc = g
+        .routes
+        .iter()
+        .find(|r| r.name == "9080")
+        .expect("route 9080");
+    let vh = rc
+        .virtual_hosts
+        .iter()
+        .find(|v| v.name == "reviews.bookinfo.svc.cluster.local:9080")
+        .expect("vh");
     assert!(vh.domains.contains(&"reviews".to_string()));
     assert_eq!(vh.routes.len(), 2);
-    assert_eq!(rc.virtual_hosts.last().map(|v| v.name.as_str()), Some("allow_any"));
+    assert_eq!(
+        rc.virtual_hosts.last().map(|v| v.name.as_str()),
+        Some("allow_any")
+    );
     let v2 = g
         .endpoints
         .iter()
@@ -48,7 +69,14 @@ fn sidecar_layout() {
 #[test]
 fn gateway_layout() {
     let ctx = PushContext::new(Arc::new(sample_snapshot()));
-    let g = generate(&ctx, &proxy(NodeType::Router, "istio-system", &[("istio", "ingressgateway")]));
+    let g = generate(
+        &ctx,
+        &proxy(
+            NodeType::Router,
+            "istio-system",
+            &[("istio", "ingressgateway")],
+        ),
+    );
     assert_eq!(g.listeners.len(), 1);
     assert_eq!(g.listeners[0].name, "0.0.0.0_8080");
     assert_eq!(g.routes[0].name, "http.8080");
@@ -56,14 +84,22 @@ fn gateway_layout() {
     assert_eq!(vh.name, "httpbin.example.com:8080");
     assert_eq!(vh.routes.len(), 2);
     // Not selected: no listeners.
-    let g = generate(&ctx, &proxy(NodeType::Router, "istio-system", &[("istio", "egress")]));
+    let g = generate(
+        &ctx,
+        &proxy(NodeType::Router, "istio-system", &[("istio", "egress")]),
+    );
     assert!(g.listeners.is_empty());
 }
 
 #[test]
 fn build_encodes_every_resource() {
     let ctx = PushContext::new(Arc::new(sample_snapshot()));
-    let r = build(&ctx, &proxy(NodeType::Sidecar, "bookinfo", &[("app", "reviews")]));
+    let r = build(
+        &ctx,
+        &proxy(NodeType::Sidecar, "bookinfo", &[("app", "reviews")]),
+    );
     assert_eq!(r.clusters.len(), r.typed.clusters.len());
-    assert!(r.of_type(crate::xds::protocol::ROUTE).is_some_and(|m| m.contains_key("9080")));
+    assert!(r
+        .of_type(crate::xds::protocol::ROUTE)
+        .is_some_and(|m| m.contains_key("9080")));
 }

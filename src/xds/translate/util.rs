@@ -1,11 +1,11 @@
 //! Small constructors for Envoy protos shared by the translators.
 
 use crate::istio::{self, StringMatch};
-use envoy_types::pb::envoy::config::core::v3::{
-    address, config_source, socket_address, Address, AggregatedConfigSource, ApiVersion, ConfigSource,
-    SocketAddress, TransportSocket,
-};
 use envoy_types::pb::envoy::config::core::v3::transport_socket;
+use envoy_types::pb::envoy::config::core::v3::{
+    address, config_source, socket_address, Address, AggregatedConfigSource, ApiVersion,
+    ConfigSource, SocketAddress, TransportSocket,
+};
 use envoy_types::pb::envoy::config::listener::v3::{filter, Filter};
 use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher, RegexMatcher, StringMatcher};
 use envoy_types::pb::envoy::r#type::v3::{fractional_percent::DenominatorType, FractionalPercent};
@@ -26,7 +26,10 @@ pub fn istio_dur(s: &Option<String>) -> Option<PbDuration> {
 }
 
 pub fn secs(s: i64) -> PbDuration {
-    PbDuration { seconds: s, nanos: 0 }
+    PbDuration {
+        seconds: s,
+        nanos: 0,
+    }
 }
 
 pub fn u32v(v: u32) -> UInt32Value {
@@ -40,7 +43,9 @@ pub fn boolv(v: bool) -> BoolValue {
 /// `{ads: {}, initial_fetch_timeout: 0s, resource_api_version: V3}`.
 pub fn ads() -> ConfigSource {
     ConfigSource {
-        config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),
+        config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
+            AggregatedConfigSource {},
+        )),
         initial_fetch_timeout: Some(secs(0)),
         resource_api_version: ApiVersion::V3 as i32,
         ..Default::default()
