@@ -8,4 +8,5 @@ pub mod protocol;
 pub mod proxy;
 pub mod proxy_config;
 pub mod server;
+pub mod synthetic;
 pub mod translate;

@@ -80,15 +80,11 @@ impl Proxy {
         })
     }
 
-    /// The inputs translation depends on; proxies with equal keys get identical resources.
+    /// The inputs translation depends on (node type, namespace, labels; not the IP or pod name), so
+    /// every replica of a workload shares one set of generated resources.
     pub fn cache_key(&self) -> ProxyKey {
         ProxyKey {
             node_type: self.node_type,
-            ip: if self.node_type == NodeType::Sidecar {
-                self.ip.clone()
-            } else {
-                String::new()
-            },
             namespace: self.namespace.clone(),
             labels: self.labels.clone(),
         }
@@ -99,7 +95,6 @@ impl Proxy {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ProxyKey {
     pub node_type: NodeType,
-    pub ip: String,
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
 }
