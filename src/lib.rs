@@ -21,4 +21,5 @@ pub mod istio;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod validate;
 pub mod xds;

@@ -20,6 +20,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Validate Istio config files strictly, like `istioctl validate`.
+    Validate(meshd::cli::validate::Args),
     /// Print an Envoy bootstrap (JSON) that connects to meshd over ADS.
     Bootstrap(BootstrapArgs),
     /// Run the xDS discovery server alone (the discovery sidecar).
@@ -31,6 +33,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Validate(args) => std::process::exit(meshd::cli::validate::run(&args)),
         Command::Bootstrap(a) => bootstrap(a),
         Command::Discovery(a) => runtime()?.block_on(discovery(a)),
         Command::ProxyConfig(a) => runtime()?.block_on(proxy_config(a)),

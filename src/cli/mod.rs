@@ -1,3 +1,4 @@
-//! clap definitions, one file per subcommand.
+//! Command-line interface: clap definitions, one file per subcommand.
 
+pub mod validate;
 pub mod xds;

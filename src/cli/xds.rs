@@ -61,8 +61,9 @@ pub struct DiscoveryArgs {
 }
 
 fn parse_dur(s: &str) -> Result<std::time::Duration, String> {
-    crate::istio::parse_duration(s)
-        .ok_or_else(|| format!("invalid duration {s:?} (e.g. 100ms, 1s)"))
+    crate::istio::Duration::parse_go(s)
+        .map(|d| d.to_std())
+        .map_err(|e| format!("{e} (e.g. 100ms, 1s)"))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -7,7 +7,7 @@ pub mod file;
 pub mod k8s;
 pub mod parse;
 
-use crate::istio;
+use crate::istio::networking as net;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,7 +26,7 @@ pub struct Meta {
 }
 
 /// One stored object: metadata plus its typed body.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Object<T> {
     pub meta: Meta,
     pub spec: T,
@@ -40,7 +40,7 @@ impl<T> Object<T> {
 }
 
 /// An immutable, versioned view of all config. Cheap to share (`Arc`).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Monotonic version; bumps on every change the source observes.
     pub version: u64,
@@ -49,12 +49,12 @@ pub struct Snapshot {
     pub endpoints: Vec<Object<k8s::Endpoints>>,
     pub endpoint_slices: Vec<Object<k8s::EndpointSlice>>,
     pub pods: Vec<Object<k8s::Pod>>,
-    pub service_entries: Vec<Object<istio::ServiceEntry>>,
-    pub workload_entries: Vec<Object<istio::WorkloadEntry>>,
-    pub virtual_services: Vec<Object<istio::VirtualService>>,
-    pub destination_rules: Vec<Object<istio::DestinationRule>>,
-    pub gateways: Vec<Object<istio::Gateway>>,
-    pub sidecars: Vec<Object<istio::Sidecar>>,
+    pub service_entries: Vec<Object<net::ServiceEntry>>,
+    pub workload_entries: Vec<Object<net::WorkloadEntry>>,
+    pub virtual_services: Vec<Object<net::VirtualService>>,
+    pub destination_rules: Vec<Object<net::DestinationRule>>,
+    pub gateways: Vec<Object<net::Gateway>>,
+    pub sidecars: Vec<Object<net::Sidecar>>,
     /// Objects that were skipped, with the reason.
     pub errors: Vec<LoadError>,
 }
@@ -73,6 +73,30 @@ impl Snapshot {
             + self.destination_rules.len()
             + self.gateways.len()
             + self.sidecars.len()
+    }
+
+    /// A summary for `/debug/configz`: every object's kind, key and source, plus load errors.
+    pub fn summary(&self) -> serde_json::Value {
+        fn list<T>(v: &[Object<T>]) -> serde_json::Value {
+            v.iter()
+                .map(|o| serde_json::json!({"name": o.meta.name, "namespace": o.meta.namespace, "source": o.meta.source}))
+                .collect()
+        }
+        serde_json::json!({
+            "version": self.version,
+            "Namespace": list(&self.namespaces),
+            "Service": list(&self.services),
+            "Endpoints": list(&self.endpoints),
+            "EndpointSlice": list(&self.endpoint_slices),
+            "Pod": list(&self.pods),
+            "ServiceEntry": list(&self.service_entries),
+            "WorkloadEntry": list(&self.workload_entries),
+            "VirtualService": list(&self.virtual_services),
+            "DestinationRule": list(&self.destination_rules),
+            "Gateway": list(&self.gateways),
+            "Sidecar": list(&self.sidecars),
+            "errors": self.errors,
+        })
     }
 
     /// True when no object is stored.

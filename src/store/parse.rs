@@ -1,7 +1,8 @@
 //! Decoding of multi-document YAML/JSON text into typed store objects; bad objects become [`LoadError`]s.
 
 use super::{k8s, Meta, Object, Snapshot};
-use crate::istio;
+use crate::istio::{decode_object, Decoder, Spec};
+use crate::validate;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -96,14 +97,15 @@ fn add_object(src: &str, kind: &str, value: &Value, snap: &mut Snapshot) -> Resu
     } else {
         meta.namespace
             .clone()
+            .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "default".to_string())
     };
     let object_name = format!("{kind} {namespace}/{name}");
+    if !known_kind(kind) {
+        return Ok(());
+    }
     if name.is_empty() {
-        return match known_kind(kind) {
-            true => Err(err(object_name, "metadata.name is required".into())),
-            false => Ok(()),
-        };
+        return Err(err(object_name, "metadata.name is required".into()));
     }
     let meta = Meta {
         name,
@@ -138,44 +140,42 @@ fn add_object(src: &str, kind: &str, value: &Value, snap: &mut Snapshot) -> Resu
             "Endpoints" => snap.endpoints.push(obj(meta, spec(whole)?)),
             "EndpointSlice" => snap.endpoint_slices.push(obj(meta, spec(whole)?)),
             "Pod" => snap.pods.push(obj(meta, spec(whole)?)),
-            "ServiceEntry" => {
-                let se: istio::ServiceEntry = spec(s)?;
-                if se.hosts.is_empty() {
-                    return Err("spec.hosts: at least one host is required".into());
+            _ => {
+                let Some(spec) = istio_spec(value)? else {
+                    return Ok(());
+                };
+                match spec {
+                    Spec::ServiceEntry(x) => snap.service_entries.push(obj(meta, x)),
+                    Spec::WorkloadEntry(x) => snap.workload_entries.push(obj(meta, x)),
+                    Spec::VirtualService(x) => snap.virtual_services.push(obj(meta, x)),
+                    Spec::DestinationRule(x) => snap.destination_rules.push(obj(meta, x)),
+                    Spec::Gateway(x) => snap.gateways.push(obj(meta, x)),
+                    Spec::Sidecar(x) => snap.sidecars.push(obj(meta, x)),
+                    _ => {}
                 }
-                snap.service_entries.push(obj(meta, se))
             }
-            "WorkloadEntry" => snap.workload_entries.push(obj(meta, spec(s)?)),
-            "VirtualService" => {
-                let vs: istio::VirtualService = spec(s)?;
-                check_virtual_service(&vs)?;
-                snap.virtual_services.push(obj(meta, vs))
-            }
-            "DestinationRule" => {
-                let dr: istio::DestinationRule = spec(s)?;
-                if dr.host.is_empty() {
-                    return Err("spec.host: required".into());
-                }
-                snap.destination_rules.push(obj(meta, dr))
-            }
-            "Gateway" => {
-                let gw: istio::Gateway = spec(s)?;
-                for (i, srv) in gw.servers.iter().enumerate() {
-                    if srv.port.number == 0 || srv.port.number > 65535 {
-                        return Err(format!(
-                            "spec.servers[{i}].port.number: invalid port {}",
-                            srv.port.number
-                        ));
-                    }
-                }
-                snap.gateways.push(obj(meta, gw))
-            }
-            "Sidecar" => snap.sidecars.push(obj(meta, spec(s)?)),
-            _ => {}
         }
         Ok(())
     })();
     r.map_err(|m| err(object_name, m))
+}
+
+/// Validates an Istio object like the webhook does (lenient decoding, Istio's rules) and decodes its
+/// spec. A config that validates is a config that translates; one that doesn't is skipped.
+fn istio_spec(value: &Value) -> Result<Option<Spec>, String> {
+    if value.get("apiVersion").and_then(Value::as_str).is_none() {
+        return Err("apiVersion is required (e.g. networking.istio.io/v1)".into());
+    }
+    let verdict = match validate::validate_object(value, validate::Mode::Lenient) {
+        Ok(v) => v,
+        Err(validate::ValidateError::NotIstio { .. }) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    if !verdict.is_valid() {
+        return Err(verdict.errors.join("; "));
+    }
+    let mut d = Decoder::new(false);
+    Ok(decode_object(value, &mut d).map(|o| o.spec))
 }
 
 fn known_kind(kind: &str) -> bool {
@@ -193,44 +193,6 @@ fn known_kind(kind: &str) -> bool {
             | "Gateway"
             | "Sidecar"
     )
-}
-
-/// Checks a VirtualService enough that translation cannot produce config Envoy must reject for
-/// reasons meshd could have caught (durations, weights).
-fn check_virtual_service(vs: &istio::VirtualService) -> Result<(), String> {
-    if vs.hosts.is_empty() {
-        return Err("spec.hosts: at least one host is required".into());
-    }
-    for (i, r) in vs.http.iter().enumerate() {
-        let d = |f: &str, v: &Option<String>| -> Result<(), String> {
-            match v {
-                Some(s) if istio::parse_duration(s).is_none() => {
-                    Err(format!("spec.http[{i}].{f}: invalid duration {s:?}"))
-                }
-                _ => Ok(()),
-            }
-        };
-        d("timeout", &r.timeout)?;
-        if let Some(rt) = &r.retries {
-            d("retries.perTryTimeout", &rt.per_try_timeout)?;
-        }
-        if let Some(delay) = r.fault.as_ref().and_then(|f| f.delay.as_ref()) {
-            d("fault.delay.fixedDelay", &delay.fixed_delay)?;
-        }
-        if r.route.is_empty() && r.redirect.is_none() && r.direct_response.is_none() {
-            return Err(format!(
-                "spec.http[{i}]: one of route, redirect or directResponse is required"
-            ));
-        }
-        for (j, dst) in r.route.iter().enumerate() {
-            if dst.destination.host.is_empty() {
-                return Err(format!(
-                    "spec.http[{i}].route[{j}].destination.host: required"
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -294,7 +294,7 @@ async fn connections(State(s): State<DebugState>) -> impl IntoResponse {
 
 async fn configz(State(s): State<DebugState>) -> impl IntoResponse {
     let snap = s.snapshots.borrow().clone();
-    Json(serde_json::to_value(&*snap).unwrap_or_default())
+    Json(snap.summary())
 }
 
 async fn config_dump(

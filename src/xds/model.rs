@@ -2,10 +2,18 @@
 //! services (Kubernetes Services and ServiceEntries) with ports, protocols and endpoints, plus lookups for
 //! VirtualServices and DestinationRules.
 
-use crate::istio::{self, selector_matches};
+use crate::istio::networking as net;
 use crate::store::{k8s, Object, Snapshot};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+/// Does the `selector` select `labels`? An empty selector selects everything.
+pub fn selector_matches(
+    selector: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
 
 /// Cluster DNS suffix.
 pub const DOMAIN_SUFFIX: &str = "svc.cluster.local";
@@ -301,7 +309,7 @@ impl PushContext {
     }
 
     /// The DestinationRule for a service host (first by namespace/name, preferring the service's namespace).
-    pub fn destination_rule(&self, svc: &Service) -> Option<&Object<istio::DestinationRule>> {
+    pub fn destination_rule(&self, svc: &Service) -> Option<&Object<net::DestinationRule>> {
         let mut candidates = self.snapshot.destination_rules.iter().filter(|dr| {
             host_matches(
                 &resolve_host(&dr.spec.host, &dr.meta.namespace),
@@ -352,32 +360,36 @@ fn match_endpoint_port(
 }
 
 fn service_entry_services(
-    se: &Object<istio::ServiceEntry>,
-    workload_entries: &[Object<istio::WorkloadEntry>],
+    se: &Object<net::ServiceEntry>,
+    workload_entries: &[Object<net::WorkloadEntry>],
 ) -> Vec<Service> {
     let spec = &se.spec;
-    let resolution = match spec.resolution.as_deref() {
-        Some("DNS") | Some("DNS_ROUND_ROBIN") => Resolution::Dns,
-        Some("NONE") | None => {
-            if spec.endpoints.is_empty() && spec.workload_selector.is_none() {
-                Resolution::Passthrough
-            } else {
-                Resolution::Eds
-            }
+    let resolution = match spec.resolution {
+        net::Resolution::Dns | net::Resolution::DnsRoundRobin | net::Resolution::DynamicDns => {
+            Resolution::Dns
         }
+        net::Resolution::None => Resolution::Passthrough,
         _ => Resolution::Eds,
     };
+    let nonzero = |v: u32| (v != 0).then_some(v);
     let ports: Vec<Port> = spec
         .ports
         .iter()
         .map(|p| Port {
             name: p.name.clone(),
             port: p.number,
-            target_port: p.target_port,
-            protocol: Protocol::infer(p.protocol.as_deref().or(Some(&p.name)), None),
+            target_port: nonzero(p.target_port),
+            protocol: Protocol::infer(
+                Some(if p.protocol.is_empty() {
+                    &p.name
+                } else {
+                    &p.protocol
+                }),
+                None,
+            ),
         })
         .collect();
-    let mut workloads: Vec<istio::WorkloadEntry> = spec.endpoints.clone();
+    let mut workloads: Vec<net::WorkloadEntry> = spec.endpoints.clone();
     if let Some(sel) = &spec.workload_selector {
         workloads.extend(
             workload_entries
@@ -403,7 +415,11 @@ fn service_entry_services(
                 let list = endpoints.entry(p.port).or_default();
                 for w in &workloads {
                     list.push(Endpoint {
-                        address: w.address.clone(),
+                        address: if w.address.is_empty() {
+                            host.clone()
+                        } else {
+                            w.address.clone()
+                        },
                         port: w
                             .ports
                             .get(&p.name)
@@ -411,7 +427,7 @@ fn service_entry_services(
                             .or(p.target_port)
                             .unwrap_or(p.port),
                         labels: w.labels.clone(),
-                        weight: w.weight.unwrap_or(1).max(1),
+                        weight: w.weight.max(1),
                     });
                 }
                 if workloads.is_empty() && resolution == Resolution::Dns {
@@ -429,7 +445,11 @@ fn service_entry_services(
                 namespace: se.meta.namespace.clone(),
                 vip: spec.addresses.first().cloned(),
                 ports: ports.clone(),
-                resolution,
+                resolution: if resolution == Resolution::Passthrough && !workloads.is_empty() {
+                    Resolution::Eds
+                } else {
+                    resolution
+                },
                 selector: BTreeMap::new(),
                 endpoints,
                 from_service_entry: true,

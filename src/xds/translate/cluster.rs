@@ -2,7 +2,8 @@
 //! subsets, inbound clusters, and the special Passthrough/BlackHole clusters.
 
 use super::util::{ads, istio_dur, secs, socket, transport_socket, u32v};
-use crate::istio::{self, selector_matches, TrafficPolicy};
+use crate::istio::networking::{self as istio, TrafficPolicy};
+use crate::xds::model::selector_matches;
 use crate::xds::model::{Protocol, PushContext, Resolution, Service};
 use crate::xds::proxy::Proxy;
 use envoy_types::pb::envoy::config::cluster::v3::{
@@ -30,6 +31,11 @@ pub const BLACKHOLE_CLUSTER: &str = "BlackHoleCluster";
 pub const PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
 pub const INBOUND_PASSTHROUGH_CLUSTER: &str = "InboundPassthroughCluster";
 const DEFAULT_CONNECT_TIMEOUT: i64 = 10;
+
+/// A positive proto int as u32 (`0`/negative = unset).
+fn pos(v: i32) -> Option<u32> {
+    u32::try_from(v).ok().filter(|v| *v > 0)
+}
 
 /// `direction|port|subset|host`.
 pub fn cluster_name(direction: &str, port: u32, subset: &str, host: &str) -> String {
@@ -340,10 +346,12 @@ fn build_cluster(
                     ));
                 }
             } else {
-                match lb.simple.as_deref() {
-                    Some("ROUND_ROBIN") => c.lb_policy = cluster::LbPolicy::RoundRobin as i32,
-                    Some("RANDOM") => c.lb_policy = cluster::LbPolicy::Random as i32,
-                    Some("PASSTHROUGH") => {
+                match lb.simple {
+                    Some(istio::SimpleLb::RoundRobin) => {
+                        c.lb_policy = cluster::LbPolicy::RoundRobin as i32
+                    }
+                    Some(istio::SimpleLb::Random) => c.lb_policy = cluster::LbPolicy::Random as i32,
+                    Some(istio::SimpleLb::Passthrough) => {
                         c.lb_policy = cluster::LbPolicy::ClusterProvided as i32;
                         c.cluster_discovery_type = eds_type(cluster::DiscoveryType::OriginalDst);
                         c.eds_cluster_config = None;
@@ -361,7 +369,7 @@ fn build_cluster(
             .get_or_insert_with(max_thresholds)
             .thresholds[0];
         if let Some(tcp) = &pool.tcp {
-            if let Some(m) = tcp.max_connections {
+            if let Some(m) = pos(tcp.max_connections) {
                 t.max_connections = Some(u32v(m));
             }
             if let Some(d) = istio_dur(&tcp.connect_timeout) {
@@ -375,13 +383,13 @@ fn build_cluster(
             }
         }
         if let Some(h) = &pool.http {
-            if let Some(v) = h.http1_max_pending_requests {
+            if let Some(v) = pos(h.http1_max_pending_requests) {
                 t.max_pending_requests = Some(u32v(v));
             }
-            if let Some(v) = h.http2_max_requests {
+            if let Some(v) = pos(h.http2_max_requests) {
                 t.max_requests = Some(u32v(v));
             }
-            if let Some(v) = h.max_retries {
+            if let Some(v) = pos(h.max_retries) {
                 t.max_retries = Some(u32v(v));
             }
             let common = http
@@ -391,7 +399,7 @@ fn build_cluster(
                 common.idle_timeout = Some(d);
                 http_set = true;
             }
-            if let Some(v) = h.max_requests_per_connection.filter(|v| *v > 0) {
+            if let Some(v) = pos(h.max_requests_per_connection) {
                 common.max_requests_per_connection = Some(u32v(v));
                 http_set = true;
             }
@@ -429,7 +437,8 @@ fn build_cluster(
             enforcing_success_rate: Some(u32v(0)),
             ..Default::default()
         };
-        if let Some(n) = od.consecutive_5xx_errors {
+        let legacy = pos(od.consecutive_errors);
+        if let Some(n) = od.consecutive_5xx_errors.or(legacy) {
             o.consecutive_5xx = Some(u32v(n));
             o.enforcing_consecutive_5xx = Some(u32v(if n > 0 { 100 } else { 0 }));
         } else {
@@ -441,11 +450,11 @@ fn build_cluster(
         }
         o.interval = istio_dur(&od.interval);
         o.base_ejection_time = istio_dur(&od.base_ejection_time);
-        o.max_ejection_percent = od.max_ejection_percent.map(u32v);
+        o.max_ejection_percent = pos(od.max_ejection_percent).map(u32v);
         c.outlier_detection = Some(o);
         c.common_lb_config = Some(cluster::CommonLbConfig {
             healthy_panic_threshold: Some(EnvoyPercent {
-                value: f64::from(od.min_health_percent.unwrap_or(0)),
+                value: f64::from(od.min_health_percent.max(0)),
             }),
             ..Default::default()
         });
@@ -467,49 +476,51 @@ fn file(path: &str) -> DataSource {
 
 /// DestinationRule `tls` SIMPLE / MUTUAL (file based) as an UpstreamTlsContext.
 fn upstream_tls(tls: &istio::ClientTlsSettings, host: &str) -> Option<UpstreamTlsContext> {
-    let mode = tls.mode.as_deref().unwrap_or("DISABLE");
-    if !matches!(mode, "SIMPLE" | "MUTUAL") {
+    let mode = tls.mode;
+    if !matches!(
+        mode,
+        istio::ClientTlsMode::Simple | istio::ClientTlsMode::Mutual
+    ) {
         return None;
     }
     let mut common = CommonTlsContext::default();
-    if mode == "MUTUAL" {
-        if let (Some(cert), Some(key)) = (&tls.client_certificate, &tls.private_key) {
-            common.tls_certificates.push(TlsCertificate {
-                certificate_chain: Some(file(cert)),
-                private_key: Some(file(key)),
+    if mode == istio::ClientTlsMode::Mutual
+        && !tls.client_certificate.is_empty()
+        && !tls.private_key.is_empty()
+    {
+        common.tls_certificates.push(TlsCertificate {
+            certificate_chain: Some(file(&tls.client_certificate)),
+            private_key: Some(file(&tls.private_key)),
+            ..Default::default()
+        });
+    }
+    if tls.insecure_skip_verify != Some(true) && !tls.ca_certificates.is_empty() {
+        let sans = tls
+            .subject_alt_names
+            .iter()
+            .map(|s| SubjectAltNameMatcher {
+                san_type: envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::subject_alt_name_matcher::SanType::Dns as i32,
+                matcher: super::util::string_match(&istio::StringMatch::Exact(s.clone()), false),
                 ..Default::default()
-            });
-        }
-    }
-    if tls.insecure_skip_verify != Some(true) {
-        if let Some(ca) = &tls.ca_certificates {
-            let sans = tls
-                .subject_alt_names
-                .iter()
-                .map(|s| SubjectAltNameMatcher {
-                    san_type: envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::subject_alt_name_matcher::SanType::Dns as i32,
-                    matcher: Some(super::util::string_match(&istio::StringMatch::Exact(s.clone()), false)),
+            })
+            .collect();
+        common.validation_context_type = Some(
+            common_tls_context::ValidationContextType::ValidationContext(
+                CertificateValidationContext {
+                    trusted_ca: Some(file(&tls.ca_certificates)),
+                    match_typed_subject_alt_names: sans,
                     ..Default::default()
-                })
-                .collect();
-            common.validation_context_type = Some(
-                common_tls_context::ValidationContextType::ValidationContext(
-                    CertificateValidationContext {
-                        trusted_ca: Some(file(ca)),
-                        match_typed_subject_alt_names: sans,
-                        ..Default::default()
-                    },
-                ),
-            );
-        }
+                },
+            ),
+        );
     }
-    let sni = tls.sni.clone().unwrap_or_else(|| {
-        if mode == "SIMPLE" {
-            host.to_string()
-        } else {
-            String::new()
-        }
-    });
+    let sni = if !tls.sni.is_empty() {
+        tls.sni.clone()
+    } else if mode == istio::ClientTlsMode::Simple {
+        host.to_string()
+    } else {
+        String::new()
+    };
     Some(UpstreamTlsContext {
         common_tls_context: Some(common),
         sni,

@@ -4,9 +4,10 @@
 
 use super::listener::{hcm, rds, status_route};
 use super::route::{qualify_gateway, virtual_service_routes, Scope};
-use super::util::{boolv, network_filter, socket, transport_socket, u32v};
-use crate::istio::{self, selector_matches};
+use super::util::{boolv, network_filter, set, socket, transport_socket, u32v};
+use crate::istio::networking as istio;
 use crate::store::Object;
+use crate::xds::model::selector_matches;
 use crate::xds::model::{hosts_intersect, PushContext};
 use crate::xds::proxy::Proxy;
 use envoy_types::pb::envoy::config::core::v3::{data_source, DataSource, TrafficDirection};
@@ -26,21 +27,25 @@ use std::collections::{BTreeMap, BTreeSet};
 
 type Bound<'a> = (&'a Object<istio::Gateway>, &'a istio::Server);
 
+fn server_port(s: &istio::Server) -> istio::Port {
+    s.port.clone().unwrap_or_default()
+}
+
 fn is_http(s: &istio::Server) -> bool {
     matches!(
-        s.port.protocol.to_ascii_uppercase().as_str(),
+        server_port(s).protocol.to_ascii_uppercase().as_str(),
         "HTTP" | "HTTP2" | "GRPC"
     )
 }
 
 fn terminates_tls(s: &istio::Server) -> bool {
-    let proto = s.port.protocol.to_ascii_uppercase();
-    let mode = s
-        .tls
-        .as_ref()
-        .and_then(|t| t.mode.as_deref())
-        .unwrap_or("SIMPLE");
-    proto == "HTTPS" && matches!(mode, "SIMPLE" | "MUTUAL")
+    let proto = server_port(s).protocol.to_ascii_uppercase();
+    let mode = s.tls.as_ref().map(|t| t.mode);
+    proto == "HTTPS"
+        && matches!(
+            mode,
+            Some(istio::ServerTlsMode::Simple | istio::ServerTlsMode::Mutual)
+        )
 }
 
 /// The host part of a server host (`ns/host`, `./host`, `*/host` → `host`).
@@ -63,7 +68,10 @@ pub fn gateway_config(
             continue;
         }
         for s in &gw.spec.servers {
-            by_port.entry(s.port.number).or_default().push((gw, s));
+            by_port
+                .entry(server_port(s).number)
+                .or_default()
+                .push((gw, s));
         }
     }
     let mut listeners = Vec::new();
@@ -95,7 +103,9 @@ pub fn gateway_config(
         for (gw, s) in &https {
             let name = format!(
                 "https.{port}.{}.{}.{}",
-                s.port.name, gw.meta.name, gw.meta.namespace
+                server_port(s).name,
+                gw.meta.name,
+                gw.meta.namespace
             );
             let mut sni: Vec<String> = s
                 .hosts
@@ -159,7 +169,7 @@ fn file(path: &str) -> DataSource {
 
 fn downstream_tls(tls: Option<&istio::ServerTlsSettings>) -> Option<DownstreamTlsContext> {
     let tls = tls?;
-    let (cert, key) = (tls.server_certificate.as_ref()?, tls.private_key.as_ref()?);
+    let (cert, key) = (set(&tls.server_certificate)?, set(&tls.private_key)?);
     let mut common = CommonTlsContext {
         tls_certificates: vec![TlsCertificate {
             certificate_chain: Some(file(cert)),
@@ -169,8 +179,8 @@ fn downstream_tls(tls: Option<&istio::ServerTlsSettings>) -> Option<DownstreamTl
         alpn_protocols: vec!["h2".into(), "http/1.1".into()],
         ..Default::default()
     };
-    let mutual = tls.mode.as_deref() == Some("MUTUAL");
-    if let Some(ca) = &tls.ca_certificates {
+    let mutual = tls.mode == istio::ServerTlsMode::Mutual;
+    if let Some(ca) = set(&tls.ca_certificates) {
         common.validation_context_type = Some(
             common_tls_context::ValidationContextType::ValidationContext(
                 CertificateValidationContext {

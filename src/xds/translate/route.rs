@@ -2,8 +2,8 @@
 //! policy.
 
 use super::cluster::{cluster_name, consistent_hash};
-use super::util::{istio_dur, percent, regex, secs, string_match, u32v};
-use crate::istio::{self, HttpRoute, StringMatch, VirtualService};
+use super::util::{istio_dur, percent, regex, secs, set, string_match, u32v};
+use crate::istio::networking::{self as istio, HttpRoute, StringMatch, VirtualService};
 use crate::store::Object;
 use crate::xds::model::{resolve_host, PushContext};
 use envoy_types::pb::envoy::config::core::v3::{
@@ -82,13 +82,13 @@ fn scoped_matches<'r>(
     scope: &Scope,
     vs_ns: &str,
 ) -> Option<Vec<Option<&'r istio::HttpMatchRequest>>> {
-    if rule.match_.is_empty() {
+    if rule.r#match.is_empty() {
         return Some(vec![None]);
     }
     let v: Vec<_> = rule
-        .match_
+        .r#match
         .iter()
-        .filter(|m| m.port.is_none_or(|p| p == scope.port))
+        .filter(|m| m.port == 0 || m.port == scope.port)
         .filter(|m| {
             if m.gateways.is_empty() {
                 return true;
@@ -169,7 +169,11 @@ fn header_matcher(name: &str, m: &StringMatch, invert: bool) -> HeaderMatcher {
         StringMatch::Regex(r) if r == "*" || r.is_empty() => {
             header_matcher::HeaderMatchSpecifier::PresentMatch(true)
         }
-        _ => header_matcher::HeaderMatchSpecifier::StringMatch(string_match(m, false)),
+        StringMatch::Unset => header_matcher::HeaderMatchSpecifier::PresentMatch(true),
+        _ => match string_match(m, false) {
+            Some(sm) => header_matcher::HeaderMatchSpecifier::StringMatch(sm),
+            None => header_matcher::HeaderMatchSpecifier::PresentMatch(true),
+        },
     };
     HeaderMatcher {
         name: name.to_ascii_lowercase(),
@@ -190,6 +194,7 @@ fn route_match(m: Option<&istio::HttpMatchRequest>) -> RouteMatch {
             StringMatch::Exact(s) => route_match::PathSpecifier::Path(s.clone()),
             StringMatch::Prefix(s) => route_match::PathSpecifier::Prefix(s.clone()),
             StringMatch::Regex(s) => route_match::PathSpecifier::SafeRegex(regex(s)),
+            StringMatch::Unset => route_match::PathSpecifier::Prefix("/".into()),
         });
     }
     if m.ignore_uri_case {
@@ -214,13 +219,11 @@ fn route_match(m: Option<&istio::HttpMatchRequest>) -> RouteMatch {
     for (name, sm) in &m.query_params {
         rm.query_parameters.push(QueryParameterMatcher {
             name: name.clone(),
-            query_parameter_match_specifier: Some(match sm {
-                StringMatch::Prefix(p) if p.is_empty() => {
-                    query_parameter_matcher::QueryParameterMatchSpecifier::PresentMatch(true)
+            query_parameter_match_specifier: Some(match string_match(sm, false) {
+                Some(m) if !matches!(sm, StringMatch::Prefix(p) if p.is_empty()) => {
+                    query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(m)
                 }
-                _ => query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(
-                    string_match(sm, false),
-                ),
+                _ => query_parameter_matcher::QueryParameterMatchSpecifier::PresentMatch(true),
             }),
         });
     }
@@ -231,12 +234,12 @@ fn route_match(m: Option<&istio::HttpMatchRequest>) -> RouteMatch {
 pub fn destination_cluster(d: &istio::Destination, vs_ns: &str, scope: &Scope) -> String {
     let host = resolve_host(&d.host, vs_ns);
     let svc = scope.ctx.by_host.get(&host);
-    let port = match (&d.port, svc) {
-        (Some(p), _) => p.number,
+    let port = match (d.port.as_ref().map(|p| p.number).filter(|n| *n != 0), svc) {
+        (Some(p), _) => p,
         (None, Some(s)) if s.ports.len() == 1 => s.ports[0].port,
         _ => scope.port,
     };
-    cluster_name("outbound", port, d.subset.as_deref().unwrap_or(""), &host)
+    cluster_name("outbound", port, &d.subset, &host)
 }
 
 fn translate_rule(
@@ -247,10 +250,10 @@ fn translate_rule(
     index: usize,
 ) -> Route {
     let ns = &vs.meta.namespace;
-    let name = match (&rule.name, m.and_then(|m| m.name.as_ref())) {
+    let name = match (set(&rule.name), m.and_then(|m| set(&m.name))) {
         (Some(r), Some(mn)) => format!("{r}.{mn}"),
-        (Some(r), None) => r.clone(),
-        (None, Some(mn)) => mn.clone(),
+        (Some(r), None) => r.to_string(),
+        (None, Some(mn)) => mn.to_string(),
         (None, None) => format!("{}.{}.{index}", vs.meta.namespace, vs.meta.name),
     };
     let mut out = Route {
@@ -274,17 +277,18 @@ fn translate_rule(
             _ => redirect_action::RedirectResponseCode::MovedPermanently,
         };
         out.action = Some(route::Action::Redirect(RedirectAction {
-            host_redirect: r.authority.clone().unwrap_or_default(),
+            host_redirect: r.authority.clone(),
             port_redirect: r.port.unwrap_or(0),
             response_code: code as i32,
-            scheme_rewrite_specifier: r
-                .scheme
-                .clone()
-                .map(redirect_action::SchemeRewriteSpecifier::SchemeRedirect),
-            path_rewrite_specifier: r
-                .uri
-                .clone()
-                .map(redirect_action::PathRewriteSpecifier::PathRedirect),
+            scheme_rewrite_specifier: set(&r.scheme)
+                .map(|s| redirect_action::SchemeRewriteSpecifier::SchemeRedirect(s.to_string())),
+            path_rewrite_specifier: set(&r.uri)
+                .map(|u| redirect_action::PathRewriteSpecifier::PathRedirect(u.to_string()))
+                .or_else(|| {
+                    set(&r.prefix_rewrite).map(|u| {
+                        redirect_action::PathRewriteSpecifier::PrefixRewrite(u.to_string())
+                    })
+                }),
             ..Default::default()
         }));
     } else if let Some(d) = &rule.direct_response {
@@ -312,12 +316,12 @@ fn translate_rule(
         let dests: Vec<_> = rule
             .route
             .iter()
-            .filter(|d| d.weight != Some(0) || rule.route.len() == 1)
+            .filter(|d| d.weight != 0 || rule.route.len() == 1)
             .collect();
         if dests.len() == 1 {
             let d = dests[0];
             action.cluster_specifier = Some(route_action::ClusterSpecifier::Cluster(
-                destination_cluster(&d.destination, ns, scope),
+                destination_cluster(&d.destination.clone().unwrap_or_default(), ns, scope),
             ));
             let (a, r) = header_ops(d.headers.as_ref().and_then(|h| h.request.as_ref()));
             out.request_headers_to_add.extend(a);
@@ -332,8 +336,12 @@ fn translate_rule(
                     let (ra, rr) = header_ops(d.headers.as_ref().and_then(|h| h.request.as_ref()));
                     let (sa, sr) = header_ops(d.headers.as_ref().and_then(|h| h.response.as_ref()));
                     weighted_cluster::ClusterWeight {
-                        name: destination_cluster(&d.destination, ns, scope),
-                        weight: Some(u32v(d.weight.unwrap_or(0))),
+                        name: destination_cluster(
+                            &d.destination.clone().unwrap_or_default(),
+                            ns,
+                            scope,
+                        ),
+                        weight: Some(u32v(d.weight.max(0).unsigned_abs())),
                         request_headers_to_add: ra,
                         request_headers_to_remove: rr,
                         response_headers_to_add: sa,
@@ -350,14 +358,14 @@ fn translate_rule(
             ));
         }
         // Consistent hash from the DestinationRule of the (first) destination.
-        if let Some(d) = dests.first() {
-            let host = resolve_host(&d.destination.host, ns);
+        if let Some(d) = dests.first().and_then(|d| d.destination.as_ref()) {
+            let host = resolve_host(&d.host, ns);
             if let Some(svc) = scope.ctx.by_host.get(&host) {
                 let port = d
-                    .destination
                     .port
                     .as_ref()
                     .map(|p| p.number)
+                    .filter(|n| *n != 0)
                     .unwrap_or_else(|| {
                         if svc.ports.len() == 1 {
                             svc.ports[0].port
@@ -365,12 +373,7 @@ fn translate_rule(
                             scope.port
                         }
                     });
-                if let Some(ch) = consistent_hash(
-                    scope.ctx,
-                    svc,
-                    port,
-                    d.destination.subset.as_deref().unwrap_or(""),
-                ) {
+                if let Some(ch) = consistent_hash(scope.ctx, svc, port, &d.subset) {
                     action.hash_policy.extend(hash_policy(ch));
                 }
             }
@@ -381,7 +384,7 @@ fn translate_rule(
             Some(r) => {
                 let mut p = default_retry();
                 p.num_retries = Some(u32v(r.attempts.unsigned_abs()));
-                if let Some(on) = &r.retry_on {
+                if let Some(on) = set(&r.retry_on) {
                     let mut kinds = Vec::new();
                     let mut codes = Vec::new();
                     for part in on.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -401,37 +404,42 @@ fn translate_rule(
             }
         };
         if let Some(rw) = &rule.rewrite {
-            if let Some(uri) = &rw.uri {
+            if let Some(uri) = set(&rw.uri) {
                 let exact = matches!(m.and_then(|m| m.uri.as_ref()), Some(StringMatch::Exact(_)));
                 if exact {
                     action.regex_rewrite = Some(RegexMatchAndSubstitute {
                         pattern: Some(regex(".*")),
-                        substitution: uri.clone(),
+                        substitution: uri.to_string(),
                     });
                 } else {
-                    action.prefix_rewrite = uri.clone();
+                    action.prefix_rewrite = uri.to_string();
                 }
             }
             if let Some(rr) = &rw.uri_regex_rewrite {
                 action.regex_rewrite = Some(RegexMatchAndSubstitute {
-                    pattern: Some(regex(&rr.match_)),
+                    pattern: Some(regex(&rr.r#match)),
                     substitution: rr.rewrite.clone(),
                 });
             }
-            if let Some(a) = &rw.authority {
+            if let Some(a) = set(&rw.authority) {
                 action.host_rewrite_specifier = Some(
-                    route_action::HostRewriteSpecifier::HostRewriteLiteral(a.clone()),
+                    route_action::HostRewriteSpecifier::HostRewriteLiteral(a.to_string()),
                 );
             }
         }
         let mut mirrors: Vec<(istio::Destination, Option<istio::Percent>)> = Vec::new();
         if let Some(mr) = &rule.mirror {
-            mirrors.push((mr.clone(), rule.mirror_percentage.clone()));
+            let pct = rule.mirror_percentage.clone().or_else(|| {
+                rule.mirror_percent.map(|p| istio::Percent {
+                    value: f64::from(p),
+                })
+            });
+            mirrors.push((mr.clone(), pct));
         }
         mirrors.extend(
             rule.mirrors
                 .iter()
-                .map(|m| (m.destination.clone(), m.percentage.clone())),
+                .filter_map(|m| Some((m.destination.clone()?, m.percentage.clone()))),
         );
         for (d, pct) in mirrors {
             action
@@ -494,13 +502,16 @@ pub fn translate_fault(f: &istio::HttpFaultInjection) -> Option<HttpFault> {
     if let Some(d) = &f.delay {
         if let Some(fixed) = istio_dur(&d.fixed_delay) {
             out.delay = Some(FaultDelay {
-                percentage: Some(percent(d.percentage.as_ref(), d.percent)),
+                percentage: Some(percent(
+                    d.percentage.as_ref(),
+                    u32::try_from(d.percent).ok().filter(|p| *p > 0),
+                )),
                 fault_delay_secifier: Some(fault_delay::FaultDelaySecifier::FixedDelay(fixed)),
             });
         }
     }
     if let Some(a) = &f.abort {
-        let error_type = if let Some(s) = a.http_status {
+        let error_type = if let Some(s) = a.http_status.and_then(|s| u32::try_from(s).ok()) {
             Some(fault_abort::ErrorType::HttpStatus(s))
         } else {
             a.grpc_status
@@ -555,16 +566,19 @@ fn translate_cors(c: &istio::CorsPolicy) -> CorsPolicy {
         allow_origin_string_match: c
             .allow_origins
             .iter()
-            .map(|m| string_match(m, false))
+            .filter_map(|m| string_match(m, false))
+            .chain(
+                c.allow_origin
+                    .iter()
+                    .filter_map(|o| string_match(&StringMatch::Exact(o.clone()), false)),
+            )
             .collect(),
         allow_methods: c.allow_methods.join(","),
         allow_headers: c.allow_headers.join(","),
         expose_headers: c.expose_headers.join(","),
         max_age: c
             .max_age
-            .as_deref()
-            .and_then(istio::parse_duration)
-            .map(|d| d.as_secs().to_string())
+            .map(|d| d.to_std().as_secs().to_string())
             .unwrap_or_default(),
         allow_credentials: c.allow_credentials.map(super::util::boolv),
         ..Default::default()

@@ -1,6 +1,6 @@
 //! Small constructors for Envoy protos shared by the translators.
 
-use crate::istio::{self, StringMatch};
+use crate::istio::networking::{self as istio, StringMatch};
 use envoy_types::pb::envoy::config::core::v3::transport_socket;
 use envoy_types::pb::envoy::config::core::v3::{
     address, config_source, socket_address, Address, AggregatedConfigSource, ApiVersion,
@@ -20,9 +20,14 @@ pub fn dur(d: std::time::Duration) -> PbDuration {
     }
 }
 
-/// Parses an Istio duration string (validated at load time; falls back to `None`).
-pub fn istio_dur(s: &Option<String>) -> Option<PbDuration> {
-    s.as_deref().and_then(istio::parse_duration).map(dur)
+/// An Istio duration as a protobuf duration.
+pub fn istio_dur(d: &Option<crate::istio::Duration>) -> Option<PbDuration> {
+    d.map(|d| dur(d.to_std()))
+}
+
+/// A non-empty string field.
+pub fn set(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
 }
 
 pub fn secs(s: i64) -> PbDuration {
@@ -84,16 +89,18 @@ pub fn regex(r: &str) -> RegexMatcher {
     }
 }
 
-pub fn string_match(m: &StringMatch, ignore_case: bool) -> StringMatcher {
+/// A StringMatch as an Envoy StringMatcher (`None` when no match type is set).
+pub fn string_match(m: &StringMatch, ignore_case: bool) -> Option<StringMatcher> {
     let pattern = match m {
         StringMatch::Exact(s) => string_matcher::MatchPattern::Exact(s.clone()),
         StringMatch::Prefix(s) => string_matcher::MatchPattern::Prefix(s.clone()),
         StringMatch::Regex(s) => string_matcher::MatchPattern::SafeRegex(regex(s)),
+        StringMatch::Unset => return None,
     };
-    StringMatcher {
+    Some(StringMatcher {
         match_pattern: Some(pattern),
         ignore_case,
-    }
+    })
 }
 
 /// Istio percentages (0–100, fractional) as a per-million fraction.

@@ -1,0 +1,433 @@
+//! Gateway rules (spec §2.3): the gateway name, servers, hosts (`ns/dnsName`), ports, binds and
+//! server TLS options (also used by Sidecar ingress listeners).
+
+use super::common::*;
+use crate::istio::networking::*;
+use crate::istio::object::Metadata;
+use crate::istio::Path;
+
+/// Cipher suites Envoy (BoringSSL) accepts in Istio's `cipherSuites`.
+pub const VALID_CIPHER_SUITES: [&str; 20] = [
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+    "ECDHE-PSK-CHACHA20-POLY1305",
+    "ECDHE-ECDSA-AES128-SHA",
+    "ECDHE-RSA-AES128-SHA",
+    "ECDHE-PSK-AES128-CBC-SHA",
+    "ECDHE-ECDSA-AES256-SHA",
+    "ECDHE-RSA-AES256-SHA",
+    "ECDHE-PSK-AES256-CBC-SHA",
+    "AES128-GCM-SHA256",
+    "AES256-GCM-SHA384",
+    "AES128-SHA",
+    "AES256-SHA",
+    "PSK-AES128-CBC-SHA",
+    "PSK-AES256-CBC-SHA",
+    "DES-CBC3-SHA",
+];
+
+/// Validates a Gateway spec.
+pub fn validate(r: &mut Report, meta: &Metadata, gw: &Gateway) {
+    let spec = Path::Root("spec");
+    if !is_dns1123_label(&meta.name) {
+        r.err(
+            &Path::Root("metadata.name"),
+            format!(
+                "invalid gateway name: {:?} (must be a DNS label, no dots)",
+                meta.name
+            ),
+        );
+    }
+    check_labels(r, &spec.field("selector"), &gw.selector);
+    let sp = spec.field("servers");
+    if gw.servers.is_empty() {
+        r.err(&sp, "gateway must have at least one server");
+    }
+    let mut port_names: Vec<&str> = Vec::new();
+    for (i, s) in gw.servers.iter().enumerate() {
+        let ip = sp.index(i);
+        validate_server(r, s, &ip);
+        if let Some(port) = &s.port {
+            if port_names.contains(&port.name.as_str()) {
+                r.err(
+                    &ip.field("port").field("name"),
+                    format!(
+                        "port names in servers must be unique: duplicate name {}",
+                        port.name
+                    ),
+                );
+            }
+            port_names.push(&port.name);
+            if !is_http_like(&port.protocol) && s.tls.as_ref().is_some_and(|t| t.https_redirect) {
+                r.warn(
+                    &ip.field("tls").field("httpsRedirect"),
+                    "tls.httpsRedirect should only be used with http servers",
+                );
+            }
+        }
+    }
+}
+
+fn validate_server(r: &mut Report, s: &Server, p: &Path<'_>) {
+    let hp = p.field("hosts");
+    if s.hosts.is_empty() {
+        r.err(&hp, "server config must contain at least one host");
+    }
+    for (i, h) in s.hosts.iter().enumerate() {
+        for e in namespace_slash_hostname(h, true) {
+            r.err(&hp.index(i), e);
+        }
+    }
+    let mut port_ok = false;
+    match &s.port {
+        None => r.err(&p.field("port"), "port is required"),
+        Some(port) => {
+            let pp = p.field("port");
+            let before = r.errors.len();
+            if parse_protocol(&port.protocol).is_none() {
+                r.err(
+                    &pp.field("protocol"),
+                    format!(
+                        "invalid protocol {:?}, supported protocols are HTTP, HTTP2, GRPC, GRPC-WEB, MONGO, REDIS, MYSQL, TCP",
+                        port.protocol
+                    ),
+                );
+            }
+            if port.number > 0 || !s.bind.starts_with("unix://") {
+                if let Err(e) = validate_port(port.number) {
+                    r.err(&pp.field("number"), e);
+                }
+            }
+            if port.target_port > 0 {
+                r.err(
+                    &pp.field("targetPort"),
+                    "targetPort has no impact on Gateways",
+                );
+            }
+            if port.name.is_empty() {
+                r.err(
+                    &pp.field("name"),
+                    format!("port name must be set: number {}", port.number),
+                );
+            }
+            port_ok = r.errors.len() == before;
+        }
+    }
+    let bp = p.field("bind");
+    if let Some(path) = s.bind.strip_prefix("unix://") {
+        if let Err(e) = validate_unix_address(path) {
+            r.err(&bp, e);
+        }
+        if let Some(port) = &s.port {
+            if port.number != 0 {
+                r.err(
+                    &bp,
+                    format!(
+                        "port number must be 0 for unix domain socket: {}",
+                        port.number
+                    ),
+                );
+            }
+        }
+    } else if !s.bind.is_empty() && !is_ip(&s.bind) {
+        r.err(&bp, format!("{} is not a valid IP", s.bind));
+    }
+    let tp = p.field("tls");
+    if let Some(tls) = &s.tls {
+        validate_server_tls(r, tls, &tp);
+    }
+    if port_ok {
+        if let Some(port) = &s.port {
+            let tls_like = is_tls_like(&port.protocol);
+            match &s.tls {
+                None if tls_like => {
+                    r.err(&tp, "server must have TLS settings for HTTPS/TLS protocols")
+                }
+                Some(tls) if !tls_like => {
+                    if is_http_like(&port.protocol) {
+                        let passthrough = matches!(
+                            tls.mode,
+                            ServerTlsMode::Passthrough | ServerTlsMode::AutoPassthrough
+                        );
+                        if !passthrough
+                            || !tls.ca_certificates.is_empty()
+                            || !tls.private_key.is_empty()
+                            || !tls.server_certificate.is_empty()
+                        {
+                            r.err(
+                                &tp,
+                                "server cannot have TLS settings for plain text HTTP ports",
+                            );
+                        }
+                    } else {
+                        r.err(
+                            &tp,
+                            "server cannot have TLS settings for non HTTPS/TLS ports",
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// `unix://` paths: absolute, or `@abstract`.
+pub fn validate_unix_address(addr: &str) -> Result<(), String> {
+    if addr.is_empty() {
+        return Err("unix address must not be empty".to_string());
+    }
+    if addr.starts_with('@') || addr.starts_with('/') {
+        return Ok(());
+    }
+    Err(format!("{addr} is not an absolute path to a file"))
+}
+
+/// Istio's `validateNamespaceSlashWildcardHostname` for gateways (`is_gateway`) and sidecars.
+pub fn namespace_slash_hostname(host: &str, is_gateway: bool) -> Vec<String> {
+    let mut errs = Vec::new();
+    let Some((ns, name)) = host.split_once('/') else {
+        if is_gateway {
+            hostname_part(host, true, &mut errs);
+        } else {
+            errs.push(format!(
+                "host must be of form namespace/dnsName (got {host:?})"
+            ));
+        }
+        return errs;
+    };
+    if ns.is_empty() || name.is_empty() {
+        errs.push(format!(
+            "config namespace and dnsName in host entry cannot be empty (got {host:?})"
+        ));
+    }
+    if is_gateway {
+        if ns != "*" && ns != "." && !is_dns1123_label(ns) {
+            errs.push(format!("invalid namespace value {ns:?} in gateway"));
+        }
+    } else {
+        let bare = ns.strip_prefix('~').unwrap_or(ns);
+        if ns != "*" && ns != "." && ns != "~" && !is_dns1123_label(bare) {
+            errs.push(format!("invalid namespace value {ns:?} in sidecar"));
+        }
+    }
+    if !name.is_empty() {
+        hostname_part(name, is_gateway, &mut errs);
+    }
+    errs
+}
+
+fn hostname_part(host: &str, is_gateway: bool, errs: &mut Vec<String>) {
+    if host != "*" && !host.contains('.') {
+        errs.push(format!(
+            "short names (non FQDN) are not allowed (got {host:?})"
+        ));
+    }
+    if let Err(e) = validate_wildcard_domain(host) {
+        if !is_gateway || !is_ip(host) {
+            errs.push(e);
+        }
+    }
+    if let Err(e) = validate_partial_wildcard(host) {
+        errs.push(e);
+    }
+}
+
+/// Istio's `validateTLSOptions` for server TLS (Gateway servers and Sidecar ingress).
+pub fn validate_server_tls(r: &mut Report, t: &ServerTlsSettings, p: &Path<'_>) {
+    let has_creds = !t.credential_name.is_empty() || !t.credential_names.is_empty();
+    let sources = [
+        !t.server_certificate.is_empty() || !t.private_key.is_empty(),
+        !t.credential_name.is_empty(),
+        !t.credential_names.is_empty(),
+        !t.tls_certificates.is_empty(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    if t.mode == ServerTlsMode::IstioMutual {
+        let checks = [
+            (
+                "serverCertificate",
+                !t.server_certificate.is_empty(),
+                "server certificate",
+            ),
+            ("privateKey", !t.private_key.is_empty(), "private key"),
+            ("caCertificates", !t.ca_certificates.is_empty(), "CA bundle"),
+            (
+                "tlsCertificates",
+                !t.tls_certificates.is_empty(),
+                "tlsCertificates",
+            ),
+            (
+                "credentialName",
+                !t.credential_name.is_empty(),
+                "credentialName",
+            ),
+            (
+                "credentialNames",
+                !t.credential_names.is_empty(),
+                "credentialNames",
+            ),
+        ];
+        for (field, set, what) in checks {
+            if set {
+                r.err(
+                    &p.field(field),
+                    format!("ISTIO_MUTUAL TLS cannot have associated {what}"),
+                );
+            }
+        }
+        return;
+    }
+    if sources > 1 {
+        r.err(
+            p,
+            "only one of credential_name, credential_names, server_certificate/private_key, tls_certificates should be specified",
+        );
+    }
+    if t.credential_names.len() > 2 {
+        r.err(&p.field("credentialNames"), "must have at most 2 items");
+    }
+    if matches!(
+        t.mode,
+        ServerTlsMode::Passthrough | ServerTlsMode::AutoPassthrough
+    ) {
+        if !t.ca_crl.is_empty()
+            || !t.server_certificate.is_empty()
+            || !t.private_key.is_empty()
+            || !t.ca_certificates.is_empty()
+            || has_creds
+            || !t.tls_certificates.is_empty()
+        {
+            r.warn(
+                &p.field("mode"),
+                format!(
+                    "{} mode does not use certificates, they will be ignored",
+                    t.mode.name()
+                ),
+            );
+        }
+    }
+    let needs_certs = matches!(
+        t.mode,
+        ServerTlsMode::Simple | ServerTlsMode::Mutual | ServerTlsMode::OptionalMutual
+    );
+    if needs_certs && has_creds {
+        if !t.ca_crl.is_empty() {
+            r.err(
+                &p.field("caCrl"),
+                "CRL is not supported with credentialName. CRL has to be specified in the credential",
+            );
+        }
+    } else if needs_certs {
+        let mode = if t.mode == ServerTlsMode::Simple {
+            "SIMPLE"
+        } else {
+            "MUTUAL"
+        };
+        if t.tls_certificates.is_empty() {
+            if t.server_certificate.is_empty() {
+                r.err(
+                    &p.field("serverCertificate"),
+                    format!("{mode} TLS requires a server certificate"),
+                );
+            }
+            if t.private_key.is_empty() {
+                r.err(
+                    &p.field("privateKey"),
+                    format!("{mode} TLS requires a private key"),
+                );
+            }
+        } else {
+            if t.tls_certificates.len() > 2 {
+                r.warn(
+                    &p.field("tlsCertificates"),
+                    format!("{mode} TLS can support up to 2 server certificates"),
+                );
+            }
+            let cp = p.field("tlsCertificates");
+            for (i, c) in t.tls_certificates.iter().enumerate() {
+                if c.server_certificate.is_empty() {
+                    r.err(
+                        &cp.index(i),
+                        format!("{mode} TLS requires a server certificate"),
+                    );
+                }
+                if c.private_key.is_empty() {
+                    r.err(&cp.index(i), format!("{mode} TLS requires a private key"));
+                }
+            }
+        }
+        if t.mode == ServerTlsMode::Simple {
+            if !t.ca_crl.is_empty() {
+                r.err(&p.field("caCrl"), "CRL is not supported with SIMPLE TLS");
+            }
+        } else if t.ca_certificates.is_empty()
+            && !t
+                .tls_certificates
+                .iter()
+                .any(|c| !c.ca_certificates.is_empty())
+        {
+            r.err(
+                &p.field("caCertificates"),
+                "MUTUAL TLS requires a client CA bundle",
+            );
+        }
+    }
+    if let ServerTlsMode::Unknown(n) = t.mode {
+        r.err(&p.field("mode"), format!("unknown TLS mode {n}"));
+    }
+    // Cipher suites and protocol versions (warnings).
+    let mut invalid: Vec<&str> = Vec::new();
+    let mut dups: Vec<&str> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for c in &t.cipher_suites {
+        if !VALID_CIPHER_SUITES.contains(&c.as_str()) {
+            invalid.push(c);
+        } else if seen.contains(&c.as_str()) {
+            dups.push(c);
+        } else {
+            seen.push(c);
+        }
+    }
+    let cs = p.field("cipherSuites");
+    if !invalid.is_empty() {
+        r.warn(
+            &cs,
+            format!("ignoring invalid cipher suites: [{}]", invalid.join(" ")),
+        );
+    }
+    if !dups.is_empty() {
+        r.warn(
+            &cs,
+            format!("ignoring duplicate cipher suites: [{}]", dups.join(" ")),
+        );
+    }
+    if matches!(
+        t.min_protocol_version,
+        TlsProtocol::TlsV1_0 | TlsProtocol::TlsV1_1
+    ) && t.cipher_suites.is_empty()
+    {
+        r.warn(
+            &p.field("minProtocolVersion"),
+            "TLS version below TLSV1_2 require setting compatible ciphers as by default they no longer include compatible ciphers",
+        );
+    }
+    if t.max_protocol_version != TlsProtocol::TlsAuto
+        && t.min_protocol_version.number() > t.max_protocol_version.number()
+    {
+        r.err(
+            &p.field("minProtocolVersion"),
+            format!(
+                "Invalid TLS: minProtocolVersion {} cannot be greater than maxProtocolVersion {}",
+                t.min_protocol_version.name(),
+                t.max_protocol_version.name()
+            ),
+        );
+    }
+}
