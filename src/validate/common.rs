@@ -430,7 +430,7 @@ pub fn check_export_to(
         let ip = p.index(i);
         let key: &str = if e == "." { namespace } else { e };
         if seen.contains(&key) {
-            if key != e {
+            if key != e || (key == namespace && export_to.iter().any(|x| x == ".")) {
                 r.err(
                     &ip,
                     format!("duplicate entries in exportTo: . and current namespace {namespace}"),

@@ -10,6 +10,9 @@ pub mod service_entry;
 pub mod sidecar;
 pub mod virtual_service;
 
+#[cfg(test)]
+mod testutil;
+
 use serde_json::Value;
 
 use crate::istio::decode::Decoder;

@@ -200,7 +200,7 @@ fn route_name(name: &str, i: usize) -> String {
 
 fn validate_http_route(r: &mut Report, ctx: &Ctx<'_>, h: &HttpRoute, p: &Path<'_>) {
     // Conflicts (H1-H6).
-    let is_root = h.delegate.is_some();
+    let is_root = !ctx.delegate_vs && h.delegate.is_some();
     if is_root {
         if h.redirect.is_some() {
             r.err(
@@ -1200,5 +1200,165 @@ fn analyze_unreachable_l4<M: PartialEq>(
                 format!("virtualService {what} rule #{rulen} not used (all matches used by prior rules)"),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{run_table, Want::*};
+    use serde_json::json;
+
+    fn route(extra: serde_json::Value) -> serde_json::Value {
+        let mut r = json!({"route": [{"destination": {"host": "svc"}}]});
+        if let (Some(o), Some(e)) = (r.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                o.insert(k.clone(), v.clone());
+            }
+        }
+        json!({"hosts": ["svc"], "http": [r]})
+    }
+
+    #[test]
+    fn table() {
+        let cases = vec![
+            ("minimal", route(json!({})), Valid),
+            (
+                "weights relative",
+                json!({"hosts": ["r"], "http": [{"route": [
+                    {"destination": {"host": "r", "subset": "v1"}, "weight": 30},
+                    {"destination": {"host": "r", "subset": "v2"}, "weight": 10}]}]}),
+                Valid,
+            ),
+            (
+                "negative weight",
+                json!({"hosts": ["r"], "http": [{"route": [
+                    {"destination": {"host": "r"}, "weight": 110},
+                    {"destination": {"host": "r"}, "weight": -10}]}]}),
+                Error("spec.http[0].route[1].weight: weight -10 < 0"),
+            ),
+            (
+                "zero total",
+                json!({"hosts": ["r"], "http": [{"route": [
+                    {"destination": {"host": "r"}, "weight": 0},
+                    {"destination": {"host": "r"}, "weight": 0}]}]}),
+                Error("total destination weight = 0"),
+            ),
+            ("no routes", json!({"hosts": ["r"]}), Error("http, tcp or tls must be provided")),
+            (
+                "match only",
+                json!({"hosts": ["r"], "http": [{"match": [{"uri": {"prefix": "/"}}]}]}),
+                Error("HTTP route, redirect or direct_response is required"),
+            ),
+            (
+                "route and redirect",
+                route(json!({"redirect": {"uri": "/x"}})),
+                Error("both route and redirect"),
+            ),
+            ("mesh wildcard", json!({"hosts": ["*"], "http": [{"route": [{"destination": {"host": "a"}}]}]}), Error("wildcard host *")),
+            (
+                "gateway wildcard",
+                json!({"hosts": ["*"], "gateways": ["ns/gw"], "http": [{"route": [{"destination": {"host": "a"}}]}]}),
+                Valid,
+            ),
+            (
+                "duplicate hosts",
+                json!({"hosts": ["*.foo.bar", "*.bar"], "http": [{"route": [{"destination": {"host": "a"}}]}]}),
+                Error("duplicate hosts in virtual service: *.foo.bar & *.bar"),
+            ),
+            ("bad host", json!({"hosts": ["foo.ba!r"], "http": [{"route": [{"destination": {"host": "a"}}]}]}), Error("invalid (label \"ba!r\" invalid)")),
+            ("ip host", json!({"hosts": ["10.0.0.1"], "http": [{"route": [{"destination": {"host": "a"}}]}]}), Valid),
+            ("timeout ok", route(json!({"timeout": "1m30s"})), Valid),
+            ("timeout zero", route(json!({"timeout": "0s"})), Error("spec.http[0].timeout: duration must be greater than 1ms")),
+            ("timeout sub-ms", route(json!({"timeout": "1.5ms"})), Error("ms precision")),
+            ("timeout garbage", route(json!({"timeout": "abc"})), Error("bad Duration: time: invalid duration \"abc\"")),
+            ("retry ok", route(json!({"retries": {"attempts": 3, "perTryTimeout": "2s", "retryOn": "5xx,reset,503"}})), Valid),
+            ("retry whitespace", route(json!({"retries": {"attempts": 3, "retryOn": "5xx, reset"}})), Error("\" reset\" is not a valid retryOn policy")),
+            ("retry zero attempts", route(json!({"retries": {"attempts": 0, "perTryTimeout": "2s"}})), Error("attempts are set to 0")),
+            ("retry negative", route(json!({"retries": {"attempts": -1}})), Error("attempts cannot be negative")),
+            ("fault empty", route(json!({"fault": {}})), Error("must have an abort and/or a delay")),
+            ("fault grpc", route(json!({"fault": {"abort": {"grpcStatus": "NOT_FOUND", "percentage": {"value": 5}}}})), Valid),
+            ("fault grpc numeric", route(json!({"fault": {"abort": {"grpcStatus": "404"}}})), Error("gRPC status \"404\" is not supported")),
+            ("fault no type", route(json!({"fault": {"abort": {"percentage": {"value": 1}}}})), Warning("abort configured, but error type not set")),
+            ("fault pct", route(json!({"fault": {"delay": {"fixedDelay": "1s", "percentage": {"value": 101}}}})), Error("percentage 101 is neither 0.0")),
+            ("fault http2", route(json!({"fault": {"abort": {"http2Error": "x"}}})), Error("HTTP/2 abort fault injection not supported yet")),
+            ("mirror pct", route(json!({"mirror": {"host": "m"}, "mirrorPercentage": {"value": 150}})), Error("mirror_percentage must have a max value of 100")),
+            ("mirror and mirrors", route(json!({"mirror": {"host": "m"}, "mirrors": [{"destination": {"host": "m"}}]})), Error("both mirror and mirrors")),
+            ("mirrors no dest", route(json!({"mirrors": [{}]})), Error("destination is required for mirrors")),
+            ("mirror percent deprecated", route(json!({"mirror": {"host": "m"}, "mirrorPercent": 50})), Warning("deprecated setting \"mirrorPercent\"")),
+            ("cors ok", route(json!({"corsPolicy": {"allowOrigins": [{"exact": "https://a"}], "allowMethods": ["GET"], "maxAge": "24h"}})), Valid),
+            ("cors lowercase", route(json!({"corsPolicy": {"allowMethods": ["get"]}})), Error("\"get\" is not a supported HTTP method")),
+            ("cors maxage", route(json!({"corsPolicy": {"maxAge": "1.5s"}})), Error("seconds precision")),
+            ("cors origin regex", route(json!({"corsPolicy": {"allowOrigins": [{"regex": "*.example.com"}]}})), Error("allowOrigins[0].regex")),
+            ("cors origin empty", route(json!({"corsPolicy": {"allowOrigins": [{"exact": ""}]}})), Error("not a valid match type for CORS")),
+            ("snake case", route(json!({"cors_policy": {"allow_origins": [{"exact": "https://a"}]}})), Valid),
+            ("regex ok", route(json!({"match": [{"uri": {"regex": "/usrv(/.*)?"}}]})), Valid),
+            ("regex lookahead", route(json!({"match": [{"uri": {"regex": "^(?!/admin).*"}}]})), Error("RE2")),
+            ("regex too long", route(json!({"match": [{"uri": {"regex": "a".repeat(1025)}}]})), Error("regex is too large")),
+            ("regex repeat", route(json!({"match": [{"uri": {"regex": "a{1001}"}}]})), Error("repeat count")),
+            ("empty uri prefix ok", route(json!({"match": [{"uri": {"prefix": ""}}]})), Valid),
+            ("empty method prefix", route(json!({"match": [{"method": {"prefix": ""}}]})), Error("\"method\": prefix string match should not be empty")),
+            ("empty query prefix", route(json!({"match": [{"queryParams": {"a": {"prefix": ""}}}]})), Error("queryParams")),
+            ("without headers star", route(json!({"match": [{"withoutHeaders": {"x": {"regex": "*"}}}]})), Valid),
+            ("bad header name", route(json!({"match": [{"headers": {"bad header": {"exact": "x"}}}]})), Error("header name bad header is not a valid header name")),
+            ("jwt claim mesh", route(json!({"match": [{"headers": {"@request.auth.claims.group": {"exact": "a"}}}]})), Error("JWT claim based routing")),
+            ("match port", route(json!({"match": [{"port": 70000}]})), Error("port number 70000 must be in the range 1..65535")),
+            ("source namespace", route(json!({"match": [{"sourceNamespace": "Bad_NS"}]})), Error("sourceNamespace match Bad_NS is invalid")),
+            ("dest port empty", json!({"hosts": ["r"], "http": [{"route": [{"destination": {"host": "r", "port": {}}}]}]}), Error("port number 0")),
+            ("dest host star", json!({"hosts": ["r"], "http": [{"route": [{"destination": {"host": "*"}}]}]}), Error("invalid destination host *")),
+            ("dest subset", json!({"hosts": ["r"], "http": [{"route": [{"destination": {"host": "r", "subset": "v_1"}}]}]}), Error("subset name is invalid: v_1")),
+            ("no destination", json!({"hosts": ["r"], "http": [{"route": [{}]}]}), Error("destination is required")),
+            ("header ops ok", route(json!({"headers": {"request": {"set": {"x-a": "%START_TIME%"}}, "response": {"add": {"x-b": "100%% off"}}}})), Valid),
+            ("header set :path", route(json!({"headers": {"request": {"set": {":path": "/"}}}})), Error("cannot have \":\" prefix")),
+            ("header remove host", route(json!({"headers": {"request": {"remove": ["Host"]}}})), Error("cannot set Host header")),
+            ("header value", route(json!({"headers": {"response": {"set": {"x": "abcd%oijasodifj"}}}})), Error("Un-terminated variable expression")),
+            ("authority twice", route(json!({"rewrite": {"authority": "a"}, "headers": {"request": {"set": {":authority": "b"}}}})), Error("authority header cannot be set multiple times")),
+            ("redirect ok", json!({"hosts": ["r"], "http": [{"redirect": {"scheme": "https", "port": 443, "redirectCode": 308}}]}), Valid),
+            ("redirect code", json!({"hosts": ["r"], "http": [{"redirect": {"uri": "/", "redirectCode": 200}}]}), Error("200 is not a valid redirect code")),
+            ("redirect scheme", json!({"hosts": ["r"], "http": [{"redirect": {"scheme": "HTTPS"}}]}), Error("invalid redirect scheme")),
+            ("redirect empty", json!({"hosts": ["r"], "http": [{"redirect": {}}]}), Error("redirect must specify URI, authority, scheme, or port")),
+            ("prefix rewrite regex", json!({"hosts": ["r"], "http": [{"match": [{"uri": {"regex": "/a.*"}}], "redirect": {"prefixRewrite": "/b"}}]}), Error("prefix_rewrite requires all URI matches")),
+            ("direct response", json!({"hosts": ["r"], "http": [{"directResponse": {"status": 503, "body": {"string": "down"}}}]}), Valid),
+            ("direct response status", json!({"hosts": ["r"], "http": [{"directResponse": {"status": 100}}]}), Error("HTTP status 100 is not in range 200-599")),
+            ("direct response big", json!({"hosts": ["r"], "http": [{"directResponse": {"status": 200, "body": {"string": "x".repeat(200 << 10)}}}]}), Warning("large direct_responses")),
+            ("rewrite empty", route(json!({"rewrite": {}})), Error("rewrite must specify at least one of URI")),
+            ("rewrite regex", route(json!({"rewrite": {"uriRegexRewrite": {"match": "^/a/(.*)", "rewrite": "/\\1"}}})), Valid),
+            ("rewrite regex missing", route(json!({"rewrite": {"uriRegexRewrite": {"match": "^/a"}}})), Error("requires both Rewrite and Match")),
+            ("two catch-alls", json!({"hosts": ["r"], "http": [{"route": [{"destination": {"host": "a"}}]}, {"route": [{"destination": {"host": "b"}}]}]}), Warning("rule #1 not used (only the last rule can have no matches)")),
+            (
+                "duplicate match",
+                json!({"hosts": ["r"], "http": [
+                    {"match": [{"name": "a", "uri": {"prefix": "/x"}}], "route": [{"destination": {"host": "a"}}]},
+                    {"match": [{"name": "b", "uri": {"prefix": "/x"}}], "route": [{"destination": {"host": "b"}}]}]}),
+                Warning("match \"b\" is not used (duplicate/overlapping match in rule #0)"),
+            ),
+            (
+                "overlapping prefix",
+                json!({"hosts": ["r"], "http": [
+                    {"match": [{"uri": {"prefix": "/api/v1/product"}}, {"uri": {"prefix": "/api/v1/products"}}], "route": [{"destination": {"host": "a"}}]}]}),
+                Warning("of prefix /api/v1/products is not used"),
+            ),
+            ("legacy gateway", json!({"hosts": ["r"], "gateways": ["gw.ns"], "http": [{"route": [{"destination": {"host": "a"}}]}]}), Warning("legacy gatewayName format")),
+            ("gateway star", json!({"hosts": ["r"], "gateways": ["ns/*"], "http": [{"route": [{"destination": {"host": "a"}}]}]}), Error("invalid value for gateway name: \"*\"")),
+            ("gateway every entry", json!({"hosts": ["r"], "gateways": ["mesh", "b@d"], "http": [{"route": [{"destination": {"host": "a"}}]}]}), Error("spec.gateways[1]")),
+            ("delegate with gateways", json!({"gateways": ["ns/gw"], "http": [{"route": [{"destination": {"host": "a"}}]}]}), Error("delegate virtual service must have no gateways")),
+            ("root with route", json!({"hosts": ["r"], "http": [{"delegate": {"name": "d", "namespace": "ns"}, "route": [{"destination": {"host": "a"}}]}]}), Error("must not specify route")),
+            ("root ok", json!({"hosts": ["r"], "http": [{"delegate": {"name": "d", "namespace": "ns"}}]}), Valid),
+            ("delegate child delegating", json!({"http": [{"delegate": {"name": "d"}, "route": []}]}), Error("delegate HTTP route cannot contain delegate")),
+            ("tls route no match", json!({"hosts": ["a.b"], "tls": [{"route": [{"destination": {"host": "a"}}]}]}), Error("TLS route must have at least one match")),
+            ("tls sni", json!({"hosts": ["a.b"], "tls": [{"match": [{"sniHosts": ["c.d"]}], "route": [{"destination": {"host": "a"}}]}]}), Error("SNI host \"c.d\" is not a compatible subset")),
+            ("tls sni ok", json!({"hosts": ["*.b"], "tls": [{"match": [{"sniHosts": ["a.b"]}], "route": [{"destination": {"host": "a"}}]}]}), Valid),
+            ("tcp no route", json!({"hosts": ["a"], "tcp": [{"match": [{"port": 1}]}]}), Error("TCP route is required")),
+            ("tcp subnet", json!({"hosts": ["a"], "tcp": [{"match": [{"destinationSubnets": ["1.2.3.4/40"]}], "route": [{"destination": {"host": "a"}}]}]}), Error("not a valid CIDR block")),
+            ("tcp catch-alls", json!({"hosts": ["a"], "tcp": [{"route": [{"destination": {"host": "a"}}]}, {"route": [{"destination": {"host": "b"}}]}]}), Warning("not used")),
+            ("exportTo mix", json!({"hosts": ["r"], "exportTo": ["*", "ns1"], "http": [{"route": [{"destination": {"host": "a"}}]}]}), Error("cannot have both public (*) and non-public")),
+            ("exportTo tilde", json!({"hosts": ["r"], "exportTo": ["~"], "http": [{"route": [{"destination": {"host": "a"}}]}]}), Error("exportTo ~ (none) is not allowed")),
+            ("exportTo dup", json!({"hosts": ["r"], "exportTo": [".", "ns"], "http": [{"route": [{"destination": {"host": "a"}}]}]}), Error("duplicate entries in exportTo: . and current namespace ns")),
+            ("unknown field", route(json!({"retryPolicy": {}})), Error("spec.http[0].retryPolicy: unknown field")),
+            ("bad enum", json!({"hosts": ["r"], "http": [{"redirect": {"derivePort": "FOO"}}]}), Error("unknown value \"FOO\"")),
+            ("enum number", json!({"hosts": ["r"], "http": [{"redirect": {"derivePort": 1}}]}), Valid),
+            ("quoted int", json!({"hosts": ["r"], "http": [{"route": [{"destination": {"host": "r", "port": {"number": "8080"}}, "weight": "100"}]}]}), Valid),
+            ("wrong type", json!({"hosts": "r"}), Error("spec.hosts: expected a list")),
+        ];
+        run_table("networking.istio.io/v1", "VirtualService", &cases);
     }
 }
