@@ -25,7 +25,13 @@ fn text(b: &[u8]) -> String {
 #[test]
 fn valid_directory_recurses_and_exits_zero() {
     let out = meshd(&["validate", "-f", &fixture("valid")]);
-    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     assert!(!text(&out.stderr).contains("Warning:"));
 }
 
@@ -61,7 +67,9 @@ fn warnings_go_to_stderr_and_exit_zero() {
     assert_eq!(out.status.code(), Some(0));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.lines().any(|l| l.starts_with("Warning: ") && l.contains("not used")),
+        stderr
+            .lines()
+            .any(|l| l.starts_with("Warning: ") && l.contains("not used")),
         "{stderr}"
     );
     assert!(text(&out.stdout).is_empty());

@@ -646,47 +646,237 @@ mod tests {
                     {"name": "v2", "labels": {"version": "v2"}, "trafficPolicy": {"loadBalancer": {"simple": "RANDOM"}}}]}),
                 Valid,
             ),
-            ("empty host", json!({"host": ""}), Error("spec.host: empty domain name not allowed")),
-            ("dup subsets", json!({"host": "r", "subsets": [{"name": "v1"}, {"name": "v1"}]}), Error("duplicate subset names: v1")),
-            ("bad subset", json!({"host": "r", "subsets": [{"name": "*"}]}), Error("subset name is invalid: *")),
-            ("empty policy", tp(json!({})), Error("traffic policy must have at least one field")),
-            ("istio mutual", tp(json!({"tls": {"mode": "ISTIO_MUTUAL"}})), Valid),
+            (
+                "empty host",
+                json!({"host": ""}),
+                Error("spec.host: empty domain name not allowed"),
+            ),
+            (
+                "dup subsets",
+                json!({"host": "r", "subsets": [{"name": "v1"}, {"name": "v1"}]}),
+                Error("duplicate subset names: v1"),
+            ),
+            (
+                "bad subset",
+                json!({"host": "r", "subsets": [{"name": "*"}]}),
+                Error("subset name is invalid: *"),
+            ),
+            (
+                "empty policy",
+                tp(json!({})),
+                Error("traffic policy must have at least one field"),
+            ),
+            (
+                "istio mutual",
+                tp(json!({"tls": {"mode": "ISTIO_MUTUAL"}})),
+                Valid,
+            ),
             ("mode by number", tp(json!({"tls": {"mode": 3}})), Valid),
-            ("bad mode name", tp(json!({"tls": {"mode": "istio_mutual"}})), Error("unknown value \"istio_mutual\"")),
-            ("mutual without certs", tp(json!({"tls": {"mode": "MUTUAL"}})), Error("client certificate required for mutual tls")),
-            ("mutual credential", tp(json!({"tls": {"mode": "MUTUAL", "credentialName": "c"}})), Valid),
-            ("credential with cert", tp(json!({"tls": {"mode": "SIMPLE", "credentialName": "c", "caCertificates": "/x"}})), Error("If credentialName is set")),
-            ("insecure with ca", tp(json!({"tls": {"mode": "SIMPLE", "insecureSkipVerify": true, "caCertificates": "/x"}})), Error("InsecureSkipVerify is set true")),
-            ("empty pool", tp(json!({"connectionPool": {}})), Error("connection pool must have at least one field")),
-            ("pool ok", tp(json!({"connectionPool": {"tcp": {"maxConnections": 10, "connectTimeout": "250ms", "idleTimeout": "0s"}, "http": {"maxRetries": 3, "h2UpgradePolicy": "UPGRADE"}}})), Valid),
-            ("negative retries", tp(json!({"connectionPool": {"http": {"maxRetries": -1}}})), Error("max retries must be non-negative")),
-            ("upgrade + client protocol", tp(json!({"connectionPool": {"http": {"h2UpgradePolicy": "UPGRADE", "useClientProtocol": true}}})), Error("use client protocol must not be true")),
-            ("http idle zero", tp(json!({"connectionPool": {"http": {"idleTimeout": "0s"}}})), Error("duration must be greater than 1ms")),
-            ("connect timeout", tp(json!({"connectionPool": {"tcp": {"connectTimeout": "0.5ms"}}})), Error("duration must be greater than 1ms")),
-            ("outlier ok", tp(json!({"outlierDetection": {"consecutive5xxErrors": 5, "interval": "10s", "baseEjectionTime": "30s", "maxEjectionPercent": 50}})), Valid),
-            ("outlier percent", tp(json!({"outlierDetection": {"maxEjectionPercent": 150}})), Error("percentage 150 is not in range 0..100")),
-            ("outlier deprecated", tp(json!({"outlierDetection": {"consecutiveErrors": 5}})), Warning("consecutive errors is deprecated")),
-            ("local origin", tp(json!({"outlierDetection": {"consecutiveLocalOriginFailures": 2}})), Error("split external local origin errors is set to false")),
-            ("maglev prime", tp(json!({"loadBalancer": {"consistentHash": {"httpHeaderName": "x", "maglev": {"tableSize": 65537}}}})), Valid),
-            ("maglev not prime", tp(json!({"loadBalancer": {"consistentHash": {"httpHeaderName": "x", "maglev": {"tableSize": 1000}}}})), Error("tableSize must be a prime number")),
-            ("ring size deprecated", tp(json!({"loadBalancer": {"consistentHash": {"useSourceIp": true, "minimumRingSize": 1024}}})), Warning("MinimumRingSize is deprecated")),
-            ("ring size with ring hash", tp(json!({"loadBalancer": {"consistentHash": {"useSourceIp": true, "minimumRingSize": 1024, "ringHash": {"minimumRingSize": 1024}}}})), Error("only one of MinimumRingSize or Maglev/Ringhash")),
-            ("cookie no name", tp(json!({"loadBalancer": {"consistentHash": {"httpCookie": {"ttl": "10s"}}}})), Error("name required for HttpCookie")),
-            ("distribute 90", tp(json!({"loadBalancer": {"localityLbSetting": {"distribute": [{"from": "a/b/*", "to": {"a/b/*": 90}}]}}})), Error("total locality weight 90 != 100")),
-            ("failover same", tp(json!({"loadBalancer": {"localityLbSetting": {"failover": [{"from": "a", "to": "a"}]}}, "outlierDetection": {"interval": "1s"}})), Error("must specify different regions")),
-            ("failover no outlier", tp(json!({"loadBalancer": {"localityLbSetting": {"failover": [{"from": "a", "to": "b"}]}}})), Warning("outlier detection policy must be provided for failover")),
-            ("locality and zone", tp(json!({"loadBalancer": {"localityLbSetting": {"enabled": true}, "zoneAwareLbSetting": {"enabled": true}}})), Error("only one of localityLbSetting and zoneAwareLbSetting")),
-            ("warmup no duration", tp(json!({"loadBalancer": {"warmup": {"minimumPercent": 10}}})), Error("duration is required")),
-            ("warmup pct", tp(json!({"loadBalancer": {"warmup": {"duration": "10s", "minimumPercent": 110}}})), Error("minimumPercent value should be less than or equal to 100")),
-            ("port only", tp(json!({"portLevelSettings": [{"port": {"number": 80}}]})), Error("port traffic policy must have at least one field")),
-            ("port missing", tp(json!({"portLevelSettings": [{"tls": {"mode": "ISTIO_MUTUAL"}}]})), Error("portTrafficPolicy must have valid port")),
-            ("tunnel + proxy protocol", tp(json!({"tunnel": {"protocol": "CONNECT", "targetHost": "p.example.com", "targetPort": 3128}, "proxyProtocol": {"version": "V2"}})), Error("tunnel and proxyProtocol must not be set together")),
-            ("tunnel bad", tp(json!({"tunnel": {"protocol": "GET", "targetHost": "p.example.com", "targetPort": 3128}})), Error("tunnel protocol must be")),
-            ("proxy protocol version", tp(json!({"proxyProtocol": {"version": 5}})), Error("proxy protocol version is invalid: 5")),
-            ("selector export", json!({"host": "r", "workloadSelector": {"matchLabels": {"app": "a"}}, "exportTo": ["*"]}), Error("cannot have exportTo beyond current namespace")),
-            ("selector empty", json!({"host": "r", "workloadSelector": {}}), Warning("workload selector specified without labels")),
-            ("selector wildcard", json!({"host": "r", "workloadSelector": {"matchLabels": {"app": "*"}}}), Error("wildcard is not supported in selector")),
-            ("strict casing", tp(json!({"loadbalancer": {"simple": "RANDOM"}})), Error("spec.trafficPolicy.loadbalancer: unknown field")),
+            (
+                "bad mode name",
+                tp(json!({"tls": {"mode": "istio_mutual"}})),
+                Error("unknown value \"istio_mutual\""),
+            ),
+            (
+                "mutual without certs",
+                tp(json!({"tls": {"mode": "MUTUAL"}})),
+                Error("client certificate required for mutual tls"),
+            ),
+            (
+                "mutual credential",
+                tp(json!({"tls": {"mode": "MUTUAL", "credentialName": "c"}})),
+                Valid,
+            ),
+            (
+                "credential with cert",
+                tp(
+                    json!({"tls": {"mode": "SIMPLE", "credentialName": "c", "caCertificates": "/x"}}),
+                ),
+                Error("If credentialName is set"),
+            ),
+            (
+                "insecure with ca",
+                tp(
+                    json!({"tls": {"mode": "SIMPLE", "insecureSkipVerify": true, "caCertificates": "/x"}}),
+                ),
+                Error("InsecureSkipVerify is set true"),
+            ),
+            (
+                "empty pool",
+                tp(json!({"connectionPool": {}})),
+                Error("connection pool must have at least one field"),
+            ),
+            (
+                "pool ok",
+                tp(
+                    json!({"connectionPool": {"tcp": {"maxConnections": 10, "connectTimeout": "250ms", "idleTimeout": "0s"}, "http": {"maxRetries": 3, "h2UpgradePolicy": "UPGRADE"}}}),
+                ),
+                Valid,
+            ),
+            (
+                "negative retries",
+                tp(json!({"connectionPool": {"http": {"maxRetries": -1}}})),
+                Error("max retries must be non-negative"),
+            ),
+            (
+                "upgrade + client protocol",
+                tp(
+                    json!({"connectionPool": {"http": {"h2UpgradePolicy": "UPGRADE", "useClientProtocol": true}}}),
+                ),
+                Error("use client protocol must not be true"),
+            ),
+            (
+                "http idle zero",
+                tp(json!({"connectionPool": {"http": {"idleTimeout": "0s"}}})),
+                Error("duration must be greater than 1ms"),
+            ),
+            (
+                "connect timeout",
+                tp(json!({"connectionPool": {"tcp": {"connectTimeout": "0.5ms"}}})),
+                Error("duration must be greater than 1ms"),
+            ),
+            (
+                "outlier ok",
+                tp(
+                    json!({"outlierDetection": {"consecutive5xxErrors": 5, "interval": "10s", "baseEjectionTime": "30s", "maxEjectionPercent": 50}}),
+                ),
+                Valid,
+            ),
+            (
+                "outlier percent",
+                tp(json!({"outlierDetection": {"maxEjectionPercent": 150}})),
+                Error("percentage 150 is not in range 0..100"),
+            ),
+            (
+                "outlier deprecated",
+                tp(json!({"outlierDetection": {"consecutiveErrors": 5}})),
+                Warning("consecutive errors is deprecated"),
+            ),
+            (
+                "local origin",
+                tp(json!({"outlierDetection": {"consecutiveLocalOriginFailures": 2}})),
+                Error("split external local origin errors is set to false"),
+            ),
+            (
+                "maglev prime",
+                tp(
+                    json!({"loadBalancer": {"consistentHash": {"httpHeaderName": "x", "maglev": {"tableSize": 65537}}}}),
+                ),
+                Valid,
+            ),
+            (
+                "maglev not prime",
+                tp(
+                    json!({"loadBalancer": {"consistentHash": {"httpHeaderName": "x", "maglev": {"tableSize": 1000}}}}),
+                ),
+                Error("tableSize must be a prime number"),
+            ),
+            (
+                "ring size deprecated",
+                tp(
+                    json!({"loadBalancer": {"consistentHash": {"useSourceIp": true, "minimumRingSize": 1024}}}),
+                ),
+                Warning("MinimumRingSize is deprecated"),
+            ),
+            (
+                "ring size with ring hash",
+                tp(
+                    json!({"loadBalancer": {"consistentHash": {"useSourceIp": true, "minimumRingSize": 1024, "ringHash": {"minimumRingSize": 1024}}}}),
+                ),
+                Error("only one of MinimumRingSize or Maglev/Ringhash"),
+            ),
+            (
+                "cookie no name",
+                tp(json!({"loadBalancer": {"consistentHash": {"httpCookie": {"ttl": "10s"}}}})),
+                Error("name required for HttpCookie"),
+            ),
+            (
+                "distribute 90",
+                tp(
+                    json!({"loadBalancer": {"localityLbSetting": {"distribute": [{"from": "a/b/*", "to": {"a/b/*": 90}}]}}}),
+                ),
+                Error("total locality weight 90 != 100"),
+            ),
+            (
+                "failover same",
+                tp(
+                    json!({"loadBalancer": {"localityLbSetting": {"failover": [{"from": "a", "to": "a"}]}}, "outlierDetection": {"interval": "1s"}}),
+                ),
+                Error("must specify different regions"),
+            ),
+            (
+                "failover no outlier",
+                tp(
+                    json!({"loadBalancer": {"localityLbSetting": {"failover": [{"from": "a", "to": "b"}]}}}),
+                ),
+                Warning("outlier detection policy must be provided for failover"),
+            ),
+            (
+                "locality and zone",
+                tp(
+                    json!({"loadBalancer": {"localityLbSetting": {"enabled": true}, "zoneAwareLbSetting": {"enabled": true}}}),
+                ),
+                Error("only one of localityLbSetting and zoneAwareLbSetting"),
+            ),
+            (
+                "warmup no duration",
+                tp(json!({"loadBalancer": {"warmup": {"minimumPercent": 10}}})),
+                Error("duration is required"),
+            ),
+            (
+                "warmup pct",
+                tp(json!({"loadBalancer": {"warmup": {"duration": "10s", "minimumPercent": 110}}})),
+                Error("minimumPercent value should be less than or equal to 100"),
+            ),
+            (
+                "port only",
+                tp(json!({"portLevelSettings": [{"port": {"number": 80}}]})),
+                Error("port traffic policy must have at least one field"),
+            ),
+            (
+                "port missing",
+                tp(json!({"portLevelSettings": [{"tls": {"mode": "ISTIO_MUTUAL"}}]})),
+                Error("portTrafficPolicy must have valid port"),
+            ),
+            (
+                "tunnel + proxy protocol",
+                tp(
+                    json!({"tunnel": {"protocol": "CONNECT", "targetHost": "p.example.com", "targetPort": 3128}, "proxyProtocol": {"version": "V2"}}),
+                ),
+                Error("tunnel and proxyProtocol must not be set together"),
+            ),
+            (
+                "tunnel bad",
+                tp(
+                    json!({"tunnel": {"protocol": "GET", "targetHost": "p.example.com", "targetPort": 3128}}),
+                ),
+                Error("tunnel protocol must be"),
+            ),
+            (
+                "proxy protocol version",
+                tp(json!({"proxyProtocol": {"version": 5}})),
+                Error("proxy protocol version is invalid: 5"),
+            ),
+            (
+                "selector export",
+                json!({"host": "r", "workloadSelector": {"matchLabels": {"app": "a"}}, "exportTo": ["*"]}),
+                Error("cannot have exportTo beyond current namespace"),
+            ),
+            (
+                "selector empty",
+                json!({"host": "r", "workloadSelector": {}}),
+                Warning("workload selector specified without labels"),
+            ),
+            (
+                "selector wildcard",
+                json!({"host": "r", "workloadSelector": {"matchLabels": {"app": "*"}}}),
+                Error("wildcard is not supported in selector"),
+            ),
+            (
+                "strict casing",
+                tp(json!({"loadbalancer": {"simple": "RANDOM"}})),
+                Error("spec.trafficPolicy.loadbalancer: unknown field"),
+            ),
         ];
         run_table("networking.istio.io/v1beta1", "DestinationRule", &cases);
     }

@@ -443,27 +443,109 @@ mod tests {
 
     #[test]
     fn table() {
-        let http = |hosts: serde_json::Value| server(json!({"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": hosts}));
-        let https = |tls: serde_json::Value| server(json!({"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": ["a.example.com"], "tls": tls}));
+        let http = |hosts: serde_json::Value| {
+            server(
+                json!({"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": hosts}),
+            )
+        };
+        let https = |tls: serde_json::Value| {
+            server(
+                json!({"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": ["a.example.com"], "tls": tls}),
+            )
+        };
         let cases = vec![
             ("http", http(json!(["a.example.com"])), Valid),
-            ("ns hosts", http(json!(["*/a.example.com", "./b.example.com", "ns1/*"])), Valid),
+            (
+                "ns hosts",
+                http(json!(["*/a.example.com", "./b.example.com", "ns1/*"])),
+                Valid,
+            ),
             ("ip host", http(json!(["10.0.0.1"])), Valid),
-            ("short host", http(json!(["foo"])), Error("short names (non FQDN) are not allowed")),
-            ("tilde ns", http(json!(["~/foo.com"])), Error("invalid namespace value \"~\" in gateway")),
-            ("partial wildcard", http(json!(["*bar.com"])), Error("partial wildcard \"*bar.com\" not allowed")),
+            (
+                "short host",
+                http(json!(["foo"])),
+                Error("short names (non FQDN) are not allowed"),
+            ),
+            (
+                "tilde ns",
+                http(json!(["~/foo.com"])),
+                Error("invalid namespace value \"~\" in gateway"),
+            ),
+            (
+                "partial wildcard",
+                http(json!(["*bar.com"])),
+                Error("partial wildcard \"*bar.com\" not allowed"),
+            ),
             ("empty dns", http(json!(["ns/"])), Error("cannot be empty")),
-            ("no hosts", http(json!([])), Error("server config must contain at least one host")),
-            ("no servers", json!({"servers": []}), Error("gateway must have at least one server")),
-            ("port range", server(json!({"port": {"number": 66000, "name": "p", "protocol": "HTTP"}, "hosts": ["a.b"]})), Error("port number 66000 must be in the range 1..65535")),
-            ("bad protocol", server(json!({"port": {"number": 80, "name": "p", "protocol": "foo"}, "hosts": ["a.b"]})), Error("invalid protocol \"foo\"")),
-            ("lowercase protocol", server(json!({"port": {"number": 80, "name": "p", "protocol": "http"}, "hosts": ["a.b"]})), Valid),
-            ("no port name", server(json!({"port": {"number": 80, "protocol": "HTTP"}, "hosts": ["a.b"]})), Error("port name must be set")),
-            ("target port", server(json!({"port": {"number": 80, "name": "p", "protocol": "HTTP", "targetPort": 8080}, "hosts": ["a.b"]})), Error("targetPort has no impact on Gateways")),
-            ("no port", server(json!({"hosts": ["a.b"]})), Error("port is required")),
-            ("bind ip", server(json!({"port": {"number": 80, "name": "p", "protocol": "HTTP"}, "hosts": ["a.b"], "bind": "foo.bar"})), Error("foo.bar is not a valid IP")),
-            ("bind unix", server(json!({"port": {"number": 0, "name": "p", "protocol": "HTTP"}, "hosts": ["a.b"], "bind": "unix:///var/run/gw.sock"})), Valid),
-            ("bind unix port", server(json!({"port": {"number": 80, "name": "p", "protocol": "HTTP"}, "hosts": ["a.b"], "bind": "unix:///x"})), Error("port number must be 0 for unix domain socket")),
+            (
+                "no hosts",
+                http(json!([])),
+                Error("server config must contain at least one host"),
+            ),
+            (
+                "no servers",
+                json!({"servers": []}),
+                Error("gateway must have at least one server"),
+            ),
+            (
+                "port range",
+                server(
+                    json!({"port": {"number": 66000, "name": "p", "protocol": "HTTP"}, "hosts": ["a.b"]}),
+                ),
+                Error("port number 66000 must be in the range 1..65535"),
+            ),
+            (
+                "bad protocol",
+                server(
+                    json!({"port": {"number": 80, "name": "p", "protocol": "foo"}, "hosts": ["a.b"]}),
+                ),
+                Error("invalid protocol \"foo\""),
+            ),
+            (
+                "lowercase protocol",
+                server(
+                    json!({"port": {"number": 80, "name": "p", "protocol": "http"}, "hosts": ["a.b"]}),
+                ),
+                Valid,
+            ),
+            (
+                "no port name",
+                server(json!({"port": {"number": 80, "protocol": "HTTP"}, "hosts": ["a.b"]})),
+                Error("port name must be set"),
+            ),
+            (
+                "target port",
+                server(
+                    json!({"port": {"number": 80, "name": "p", "protocol": "HTTP", "targetPort": 8080}, "hosts": ["a.b"]}),
+                ),
+                Error("targetPort has no impact on Gateways"),
+            ),
+            (
+                "no port",
+                server(json!({"hosts": ["a.b"]})),
+                Error("port is required"),
+            ),
+            (
+                "bind ip",
+                server(
+                    json!({"port": {"number": 80, "name": "p", "protocol": "HTTP"}, "hosts": ["a.b"], "bind": "foo.bar"}),
+                ),
+                Error("foo.bar is not a valid IP"),
+            ),
+            (
+                "bind unix",
+                server(
+                    json!({"port": {"number": 0, "name": "p", "protocol": "HTTP"}, "hosts": ["a.b"], "bind": "unix:///var/run/gw.sock"}),
+                ),
+                Valid,
+            ),
+            (
+                "bind unix port",
+                server(
+                    json!({"port": {"number": 80, "name": "p", "protocol": "HTTP"}, "hosts": ["a.b"], "bind": "unix:///x"}),
+                ),
+                Error("port number must be 0 for unix domain socket"),
+            ),
             (
                 "dup port names",
                 json!({"servers": [
@@ -471,26 +553,120 @@ mod tests {
                     {"port": {"number": 8080, "name": "http", "protocol": "HTTP"}, "hosts": ["a.b"]}]}),
                 Error("port names in servers must be unique: duplicate name http"),
             ),
-            ("simple credential", https(json!({"mode": "SIMPLE", "credentialName": "c"})), Valid),
-            ("simple files", https(json!({"mode": "SIMPLE", "serverCertificate": "/c", "privateKey": "/k"})), Valid),
-            ("simple no cert", https(json!({"mode": "SIMPLE"})), Error("SIMPLE TLS requires a server certificate")),
-            ("mutual no ca", https(json!({"mode": "MUTUAL", "serverCertificate": "/c", "privateKey": "/k"})), Error("MUTUAL TLS requires a client CA bundle")),
-            ("mutual files", https(json!({"mode": "MUTUAL", "serverCertificate": "/c", "privateKey": "/k", "caCertificates": "/ca"})), Valid),
-            ("istio mutual cred", https(json!({"mode": "ISTIO_MUTUAL", "credentialName": "c"})), Error("ISTIO_MUTUAL TLS cannot have associated credentialName")),
-            ("crl simple", https(json!({"mode": "SIMPLE", "serverCertificate": "/c", "privateKey": "/k", "caCrl": "/crl"})), Error("CRL is not supported with SIMPLE TLS")),
-            ("crl credential", https(json!({"mode": "MUTUAL", "credentialName": "c", "caCrl": "/crl"})), Error("CRL is not supported with credentialName")),
-            ("two sources", https(json!({"mode": "SIMPLE", "credentialName": "c", "serverCertificate": "/c", "privateKey": "/k"})), Error("only one of credential_name")),
-            ("no mode credential", https(json!({"credentialName": "c"})), Warning("PASSTHROUGH mode does not use certificates")),
-            ("https no tls", server(json!({"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": ["a.b"]})), Error("server must have TLS settings for HTTPS/TLS protocols")),
-            ("http simple tls", server(json!({"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["a.b"], "tls": {"mode": "SIMPLE", "credentialName": "c"}})), Error("server cannot have TLS settings for plain text HTTP ports")),
-            ("http redirect", server(json!({"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["a.b"], "tls": {"httpsRedirect": true}})), Valid),
-            ("tcp tls", server(json!({"port": {"number": 31400, "name": "tcp", "protocol": "TCP"}, "hosts": ["a.b"], "tls": {"mode": "PASSTHROUGH"}})), Error("server cannot have TLS settings for non HTTPS/TLS ports")),
-            ("redirect on https", https(json!({"mode": "SIMPLE", "credentialName": "c", "httpsRedirect": true})), Warning("tls.httpsRedirect should only be used with http servers")),
-            ("ciphers", https(json!({"mode": "SIMPLE", "credentialName": "c", "cipherSuites": ["not-a-cipher"]})), Warning("ignoring invalid cipher suites: [not-a-cipher]")),
-            ("tls 1.1", https(json!({"mode": "SIMPLE", "credentialName": "c", "minProtocolVersion": "TLSV1_1"})), Warning("TLS version below TLSV1_2")),
-            ("three certs", https(json!({"mode": "SIMPLE", "tlsCertificates": [
-                {"serverCertificate": "/a", "privateKey": "/a"}, {"serverCertificate": "/b", "privateKey": "/b"}, {"serverCertificate": "/c", "privateKey": "/c"}]})), Warning("can support up to 2 server certificates")),
-            ("unknown field", json!({"selectors": {"a": "b"}, "servers": []}), Error("spec.selectors: unknown field")),
+            (
+                "simple credential",
+                https(json!({"mode": "SIMPLE", "credentialName": "c"})),
+                Valid,
+            ),
+            (
+                "simple files",
+                https(json!({"mode": "SIMPLE", "serverCertificate": "/c", "privateKey": "/k"})),
+                Valid,
+            ),
+            (
+                "simple no cert",
+                https(json!({"mode": "SIMPLE"})),
+                Error("SIMPLE TLS requires a server certificate"),
+            ),
+            (
+                "mutual no ca",
+                https(json!({"mode": "MUTUAL", "serverCertificate": "/c", "privateKey": "/k"})),
+                Error("MUTUAL TLS requires a client CA bundle"),
+            ),
+            (
+                "mutual files",
+                https(
+                    json!({"mode": "MUTUAL", "serverCertificate": "/c", "privateKey": "/k", "caCertificates": "/ca"}),
+                ),
+                Valid,
+            ),
+            (
+                "istio mutual cred",
+                https(json!({"mode": "ISTIO_MUTUAL", "credentialName": "c"})),
+                Error("ISTIO_MUTUAL TLS cannot have associated credentialName"),
+            ),
+            (
+                "crl simple",
+                https(
+                    json!({"mode": "SIMPLE", "serverCertificate": "/c", "privateKey": "/k", "caCrl": "/crl"}),
+                ),
+                Error("CRL is not supported with SIMPLE TLS"),
+            ),
+            (
+                "crl credential",
+                https(json!({"mode": "MUTUAL", "credentialName": "c", "caCrl": "/crl"})),
+                Error("CRL is not supported with credentialName"),
+            ),
+            (
+                "two sources",
+                https(
+                    json!({"mode": "SIMPLE", "credentialName": "c", "serverCertificate": "/c", "privateKey": "/k"}),
+                ),
+                Error("only one of credential_name"),
+            ),
+            (
+                "no mode credential",
+                https(json!({"credentialName": "c"})),
+                Warning("PASSTHROUGH mode does not use certificates"),
+            ),
+            (
+                "https no tls",
+                server(
+                    json!({"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": ["a.b"]}),
+                ),
+                Error("server must have TLS settings for HTTPS/TLS protocols"),
+            ),
+            (
+                "http simple tls",
+                server(
+                    json!({"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["a.b"], "tls": {"mode": "SIMPLE", "credentialName": "c"}}),
+                ),
+                Error("server cannot have TLS settings for plain text HTTP ports"),
+            ),
+            (
+                "http redirect",
+                server(
+                    json!({"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["a.b"], "tls": {"httpsRedirect": true}}),
+                ),
+                Valid,
+            ),
+            (
+                "tcp tls",
+                server(
+                    json!({"port": {"number": 31400, "name": "tcp", "protocol": "TCP"}, "hosts": ["a.b"], "tls": {"mode": "PASSTHROUGH"}}),
+                ),
+                Error("server cannot have TLS settings for non HTTPS/TLS ports"),
+            ),
+            (
+                "redirect on https",
+                https(json!({"mode": "SIMPLE", "credentialName": "c", "httpsRedirect": true})),
+                Warning("tls.httpsRedirect should only be used with http servers"),
+            ),
+            (
+                "ciphers",
+                https(
+                    json!({"mode": "SIMPLE", "credentialName": "c", "cipherSuites": ["not-a-cipher"]}),
+                ),
+                Warning("ignoring invalid cipher suites: [not-a-cipher]"),
+            ),
+            (
+                "tls 1.1",
+                https(
+                    json!({"mode": "SIMPLE", "credentialName": "c", "minProtocolVersion": "TLSV1_1"}),
+                ),
+                Warning("TLS version below TLSV1_2"),
+            ),
+            (
+                "three certs",
+                https(json!({"mode": "SIMPLE", "tlsCertificates": [
+                {"serverCertificate": "/a", "privateKey": "/a"}, {"serverCertificate": "/b", "privateKey": "/b"}, {"serverCertificate": "/c", "privateKey": "/c"}]})),
+                Warning("can support up to 2 server certificates"),
+            ),
+            (
+                "unknown field",
+                json!({"selectors": {"a": "b"}, "servers": []}),
+                Error("spec.selectors: unknown field"),
+            ),
         ];
         run_table("networking.istio.io/v1alpha3", "Gateway", &cases);
     }
@@ -501,6 +677,9 @@ mod tests {
             "metadata": {"name": "my.gw", "namespace": "ns"},
             "spec": {"servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["a.b"]}]}});
         let v = crate::validate::validate_object(&obj, crate::validate::Mode::Strict).unwrap();
-        assert!(v.errors[0].contains("invalid gateway name: \"my.gw\""), "{v:?}");
+        assert!(
+            v.errors[0].contains("invalid gateway name: \"my.gw\""),
+            "{v:?}"
+        );
     }
 }

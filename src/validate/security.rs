@@ -596,13 +596,41 @@ mod tests {
     fn peer_authentication() {
         let cases = vec![
             ("mesh strict", json!({"mtls": {"mode": "STRICT"}}), Valid),
-            ("port level", json!({"selector": {"matchLabels": {"app": "a"}}, "portLevelMtls": {"8080": {"mode": "DISABLE"}}}), Valid),
-            ("port level no selector", json!({"portLevelMtls": {"8080": {"mode": "DISABLE"}}}), Error("mesh/namespace peer authentication cannot have port level mTLS")),
-            ("port level empty", json!({"selector": {"matchLabels": {"app": "a"}}, "portLevelMtls": {}}), Error("must have at least one element")),
-            ("port zero", json!({"selector": {"matchLabels": {"app": "a"}}, "portLevelMtls": {"0": {"mode": "DISABLE"}}}), Error("port must be in range 1..65535")),
-            ("bad key", json!({"selector": {"matchLabels": {"app": "a"}}, "portLevelMtls": {"http": {"mode": "DISABLE"}}}), Error("invalid map key")),
-            ("empty selector", json!({"selector": {}, "mtls": {"mode": "STRICT"}}), Warning("workload selector specified without labels")),
-            ("bad mode", json!({"mtls": {"mode": "strict"}}), Error("unknown value \"strict\"")),
+            (
+                "port level",
+                json!({"selector": {"matchLabels": {"app": "a"}}, "portLevelMtls": {"8080": {"mode": "DISABLE"}}}),
+                Valid,
+            ),
+            (
+                "port level no selector",
+                json!({"portLevelMtls": {"8080": {"mode": "DISABLE"}}}),
+                Error("mesh/namespace peer authentication cannot have port level mTLS"),
+            ),
+            (
+                "port level empty",
+                json!({"selector": {"matchLabels": {"app": "a"}}, "portLevelMtls": {}}),
+                Error("must have at least one element"),
+            ),
+            (
+                "port zero",
+                json!({"selector": {"matchLabels": {"app": "a"}}, "portLevelMtls": {"0": {"mode": "DISABLE"}}}),
+                Error("port must be in range 1..65535"),
+            ),
+            (
+                "bad key",
+                json!({"selector": {"matchLabels": {"app": "a"}}, "portLevelMtls": {"http": {"mode": "DISABLE"}}}),
+                Error("invalid map key"),
+            ),
+            (
+                "empty selector",
+                json!({"selector": {}, "mtls": {"mode": "STRICT"}}),
+                Warning("workload selector specified without labels"),
+            ),
+            (
+                "bad mode",
+                json!({"mtls": {"mode": "strict"}}),
+                Error("unknown value \"strict\""),
+            ),
         ];
         run_table("security.istio.io/v1", "PeerAuthentication", &cases);
     }
@@ -611,20 +639,84 @@ mod tests {
     fn request_authentication() {
         let rule = |r: serde_json::Value| json!({"selector": {"matchLabels": {"app": "a"}}, "jwtRules": [r]});
         let cases = vec![
-            ("ok", rule(json!({"issuer": "https://a", "jwksUri": "https://a/jwks", "audiences": ["x"]})), Valid),
-            ("target ref", json!({"targetRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "w"}, "jwtRules": [{"issuer": "a"}]}), Valid),
-            ("target ref kind", json!({"targetRef": {"group": "apps", "kind": "Deployment", "name": "w"}}), Error("targetRef must be to one of")),
-            ("selector and target", json!({"selector": {"matchLabels": {"a": "b"}}, "targetRef": {"kind": "Service", "name": "s"}}), Error("only one of targetRefs or workloadSelector")),
-            ("no issuer", rule(json!({"audiences": ["x"]})), Error("issuer or jwksUri must be non-empty string")),
-            ("bad uri", rule(json!({"issuer": "a", "jwksUri": "ftp://x"})), Error("jwksUri")),
-            ("jwks garbage", rule(json!({"issuer": "a", "jwks": "not-json"})), Error("jwks parse error")),
-            ("jwks ok", rule(json!({"issuer": "a", "jwks": "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"x\",\"e\":\"AQAB\"}]}"})), Valid),
-            ("jwks private", rule(json!({"issuer": "a", "jwks": "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"x\",\"e\":\"AQAB\",\"d\":\"y\"}]}"})), Warning("private key material")),
-            ("claim header", rule(json!({"issuer": "a", "outputClaimToHeaders": [{"header": "x.tenant", "claim": "t"}]})), Error("outputClaimToHeaders[0].header")),
-            ("empty audience", rule(json!({"issuer": "a", "audiences": [""]})), Error("audience must be non-empty string")),
-            ("from header", rule(json!({"issuer": "a", "fromHeaders": [{"prefix": "Bearer "}]})), Error("location header name must be non-empty")),
-            ("timeout", rule(json!({"issuer": "a", "timeout": "0s"})), Error("duration must be greater than 1ms")),
-            ("unknown field", rule(json!({"issuer": "a", "jwksUrl": "https://x"})), Error("spec.jwtRules[0].jwksUrl: unknown field")),
+            (
+                "ok",
+                rule(
+                    json!({"issuer": "https://a", "jwksUri": "https://a/jwks", "audiences": ["x"]}),
+                ),
+                Valid,
+            ),
+            (
+                "target ref",
+                json!({"targetRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "w"}, "jwtRules": [{"issuer": "a"}]}),
+                Valid,
+            ),
+            (
+                "target ref kind",
+                json!({"targetRef": {"group": "apps", "kind": "Deployment", "name": "w"}}),
+                Error("targetRef must be to one of"),
+            ),
+            (
+                "selector and target",
+                json!({"selector": {"matchLabels": {"a": "b"}}, "targetRef": {"kind": "Service", "name": "s"}}),
+                Error("only one of targetRefs or workloadSelector"),
+            ),
+            (
+                "no issuer",
+                rule(json!({"audiences": ["x"]})),
+                Error("issuer or jwksUri must be non-empty string"),
+            ),
+            (
+                "bad uri",
+                rule(json!({"issuer": "a", "jwksUri": "ftp://x"})),
+                Error("jwksUri"),
+            ),
+            (
+                "jwks garbage",
+                rule(json!({"issuer": "a", "jwks": "not-json"})),
+                Error("jwks parse error"),
+            ),
+            (
+                "jwks ok",
+                rule(
+                    json!({"issuer": "a", "jwks": "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"x\",\"e\":\"AQAB\"}]}"}),
+                ),
+                Valid,
+            ),
+            (
+                "jwks private",
+                rule(
+                    json!({"issuer": "a", "jwks": "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"x\",\"e\":\"AQAB\",\"d\":\"y\"}]}"}),
+                ),
+                Warning("private key material"),
+            ),
+            (
+                "claim header",
+                rule(
+                    json!({"issuer": "a", "outputClaimToHeaders": [{"header": "x.tenant", "claim": "t"}]}),
+                ),
+                Error("outputClaimToHeaders[0].header"),
+            ),
+            (
+                "empty audience",
+                rule(json!({"issuer": "a", "audiences": [""]})),
+                Error("audience must be non-empty string"),
+            ),
+            (
+                "from header",
+                rule(json!({"issuer": "a", "fromHeaders": [{"prefix": "Bearer "}]})),
+                Error("location header name must be non-empty"),
+            ),
+            (
+                "timeout",
+                rule(json!({"issuer": "a", "timeout": "0s"})),
+                Error("duration must be greater than 1ms"),
+            ),
+            (
+                "unknown field",
+                rule(json!({"issuer": "a", "jwksUrl": "https://x"})),
+                Error("spec.jwtRules[0].jwksUrl: unknown field"),
+            ),
         ];
         run_table("security.istio.io/v1", "RequestAuthentication", &cases);
     }
@@ -633,25 +725,101 @@ mod tests {
     fn authorization_policy() {
         let cases = vec![
             ("allow nothing", json!({}), Valid),
-            ("allow", json!({"selector": {"matchLabels": {"app": "r"}}, "action": "ALLOW", "rules": [{"from": [{"source": {"principals": ["cluster.local/ns/a/sa/b"]}}], "to": [{"operation": {"methods": ["GET"], "paths": ["/r/*"]}}]}]}), Valid),
-            ("deny no rules", json!({"action": "DENY"}), Error("DENY action without `rules` is meaningless")),
-            ("deny http only", json!({"action": "DENY", "rules": [{"to": [{"operation": {"methods": ["DELETE"]}}]}]}), Warning("will deny all traffic to TCP ports")),
-            ("deny with port", json!({"action": "DENY", "rules": [{"to": [{"operation": {"methods": ["DELETE"], "ports": ["8080"]}}]}]}), Valid),
-            ("deny tcp only", json!({"action": "DENY", "rules": [{"from": [{"source": {"ipBlocks": ["1.2.3.0/24"]}}]}]}), Valid),
-            ("bad ip", json!({"rules": [{"from": [{"source": {"ipBlocks": ["10.0.0.300"]}}]}]}), Error("spec.rules[0].from[0].source.ipBlocks[0]")),
-            ("bad port", json!({"rules": [{"to": [{"operation": {"ports": ["http"]}}]}]}), Error("invalid port")),
-            ("empty source", json!({"rules": [{"from": [{"source": {}}]}]}), Error("`from.source` must not be empty")),
-            ("empty operation", json!({"rules": [{"to": [{"operation": {}}]}]}), Error("`to.operation` must not be empty")),
-            ("unknown when key", json!({"rules": [{"when": [{"key": "request.method", "values": ["GET"]}]}]}), Error("unknown attribute (request.method)")),
-            ("when no values", json!({"rules": [{"when": [{"key": "source.ip"}]}]}), Error("at least one of `values` or `not_values`")),
-            ("when ip", json!({"rules": [{"when": [{"key": "source.ip", "values": ["x"]}]}]}), Error("invalid IP address or CIDR range")),
-            ("when header", json!({"rules": [{"when": [{"key": "request.headers[x-a]", "values": ["v"]}]}]}), Valid),
-            ("custom no provider", json!({"action": "CUSTOM", "rules": [{}]}), Error("`provider.name` must not be empty")),
-            ("custom principals", json!({"action": "CUSTOM", "provider": {"name": "ext"}, "rules": [{"from": [{"source": {"principals": ["a"]}}]}]}), Error("not allowed with CUSTOM action")),
-            ("provider non custom", json!({"action": "ALLOW", "provider": {"name": "ext"}, "rules": [{}]}), Error("`provider` must not be with non CUSTOM action")),
-            ("sa and ns", json!({"rules": [{"from": [{"source": {"serviceAccounts": ["a/b"], "namespaces": ["a"]}}]}]}), Error("cannot set serviceAccounts with namespaces or principals")),
-            ("path template", json!({"rules": [{"to": [{"operation": {"paths": ["/a/{**}/b"]}}]}]}), Error("invalid path template")),
-            ("prefix", json!({"action": "DENY"}), Error("invalid policy obj.ns:")),
+            (
+                "allow",
+                json!({"selector": {"matchLabels": {"app": "r"}}, "action": "ALLOW", "rules": [{"from": [{"source": {"principals": ["cluster.local/ns/a/sa/b"]}}], "to": [{"operation": {"methods": ["GET"], "paths": ["/r/*"]}}]}]}),
+                Valid,
+            ),
+            (
+                "deny no rules",
+                json!({"action": "DENY"}),
+                Error("DENY action without `rules` is meaningless"),
+            ),
+            (
+                "deny http only",
+                json!({"action": "DENY", "rules": [{"to": [{"operation": {"methods": ["DELETE"]}}]}]}),
+                Warning("will deny all traffic to TCP ports"),
+            ),
+            (
+                "deny with port",
+                json!({"action": "DENY", "rules": [{"to": [{"operation": {"methods": ["DELETE"], "ports": ["8080"]}}]}]}),
+                Valid,
+            ),
+            (
+                "deny tcp only",
+                json!({"action": "DENY", "rules": [{"from": [{"source": {"ipBlocks": ["1.2.3.0/24"]}}]}]}),
+                Valid,
+            ),
+            (
+                "bad ip",
+                json!({"rules": [{"from": [{"source": {"ipBlocks": ["10.0.0.300"]}}]}]}),
+                Error("spec.rules[0].from[0].source.ipBlocks[0]"),
+            ),
+            (
+                "bad port",
+                json!({"rules": [{"to": [{"operation": {"ports": ["http"]}}]}]}),
+                Error("invalid port"),
+            ),
+            (
+                "empty source",
+                json!({"rules": [{"from": [{"source": {}}]}]}),
+                Error("`from.source` must not be empty"),
+            ),
+            (
+                "empty operation",
+                json!({"rules": [{"to": [{"operation": {}}]}]}),
+                Error("`to.operation` must not be empty"),
+            ),
+            (
+                "unknown when key",
+                json!({"rules": [{"when": [{"key": "request.method", "values": ["GET"]}]}]}),
+                Error("unknown attribute (request.method)"),
+            ),
+            (
+                "when no values",
+                json!({"rules": [{"when": [{"key": "source.ip"}]}]}),
+                Error("at least one of `values` or `not_values`"),
+            ),
+            (
+                "when ip",
+                json!({"rules": [{"when": [{"key": "source.ip", "values": ["x"]}]}]}),
+                Error("invalid IP address or CIDR range"),
+            ),
+            (
+                "when header",
+                json!({"rules": [{"when": [{"key": "request.headers[x-a]", "values": ["v"]}]}]}),
+                Valid,
+            ),
+            (
+                "custom no provider",
+                json!({"action": "CUSTOM", "rules": [{}]}),
+                Error("`provider.name` must not be empty"),
+            ),
+            (
+                "custom principals",
+                json!({"action": "CUSTOM", "provider": {"name": "ext"}, "rules": [{"from": [{"source": {"principals": ["a"]}}]}]}),
+                Error("not allowed with CUSTOM action"),
+            ),
+            (
+                "provider non custom",
+                json!({"action": "ALLOW", "provider": {"name": "ext"}, "rules": [{}]}),
+                Error("`provider` must not be with non CUSTOM action"),
+            ),
+            (
+                "sa and ns",
+                json!({"rules": [{"from": [{"source": {"serviceAccounts": ["a/b"], "namespaces": ["a"]}}]}]}),
+                Error("cannot set serviceAccounts with namespaces or principals"),
+            ),
+            (
+                "path template",
+                json!({"rules": [{"to": [{"operation": {"paths": ["/a/{**}/b"]}}]}]}),
+                Error("invalid path template"),
+            ),
+            (
+                "prefix",
+                json!({"action": "DENY"}),
+                Error("invalid policy obj.ns:"),
+            ),
         ];
         run_table("security.istio.io/v1", "AuthorizationPolicy", &cases);
     }

@@ -371,45 +371,189 @@ mod tests {
         let https = json!([{"number": 443, "name": "tls", "protocol": "TLS"}]);
         let tcp = json!([{"number": 3306, "name": "tcp", "protocol": "TCP"}]);
         let cases = vec![
-            ("dns tls", json!({"hosts": ["api.example.com"], "resolution": "DNS", "ports": https}), Valid),
-            ("no hosts", json!({"hosts": [], "ports": https}), Error("service entry must have at least one host")),
-            ("star host", json!({"hosts": ["*"], "resolution": "DNS", "ports": https}), Error("invalid host *")),
-            ("underscore", json!({"hosts": ["a_b.example.com"], "resolution": "DNS", "ports": https}), Error("spec.hosts[0]")),
-            ("partial wildcard", json!({"hosts": ["*foo.com"], "addresses": ["10.0.0.1"], "ports": https}), Warning("partial wildcard \"*foo.com\" not allowed")),
-            ("none with cidr", json!({"hosts": ["db.internal"], "addresses": ["10.0.0.0/8"], "resolution": "NONE", "ports": tcp}), Valid),
-            ("dns with cidr", json!({"hosts": ["a.example.com"], "addresses": ["10.0.0.0/8"], "resolution": "DNS", "ports": https}), Error("CIDR addresses are allowed only for NONE/STATIC")),
-            ("bad address", json!({"hosts": ["a.example.com"], "addresses": ["10.0.0.300"], "resolution": "STATIC", "ports": https}), Error("10.0.0.300 is not a valid IP")),
-            ("dup number", json!({"hosts": ["a.example.com"], "resolution": "DNS", "ports": [
-                {"number": 80, "name": "http", "protocol": "HTTP"}, {"number": 80, "name": "http2", "protocol": "HTTP"}]}), Error("service entry port 80 already defined")),
-            ("dup name", json!({"hosts": ["a.example.com"], "resolution": "DNS", "ports": [
-                {"number": 80, "name": "http", "protocol": "HTTP"}, {"number": 81, "name": "http", "protocol": "HTTP"}]}), Error("service entry port name \"http\" already defined")),
-            ("port name", json!({"hosts": ["a.example.com"], "resolution": "DNS", "ports": [{"number": 80, "name": "Foo_1", "protocol": "HTTP"}]}), Error("invalid port name")),
-            ("port zero", json!({"hosts": ["a.example.com"], "resolution": "DNS", "ports": [{"number": 0, "name": "http", "protocol": "HTTP"}]}), Error("port number 0")),
-            ("bad protocol", json!({"hosts": ["a.example.com"], "resolution": "DNS", "ports": [{"number": 80, "name": "http", "protocol": "foo"}]}), Error("unsupported protocol: foo")),
-            ("none tcp no address", json!({"hosts": ["db.example.com"], "ports": tcp}), Warning("addresses are required")),
-            ("autoallocate tcp", json!({"hosts": ["db.example.com"], "resolution": "DNS", "ports": tcp}), Valid),
-            ("none endpoints", json!({"hosts": ["a.example.com"], "addresses": ["10.0.0.1"], "ports": https, "endpoints": [{"address": "10.1.1.1"}]}), Error("no endpoints should be provided for resolution type none")),
-            ("static ok", json!({"hosts": ["a.example.com"], "resolution": "STATIC", "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
-                "endpoints": [{"address": "10.1.1.1", "ports": {"http": 8080}}]}), Valid),
-            ("static hostname", json!({"hosts": ["a.example.com"], "resolution": "STATIC", "ports": https, "endpoints": [{"address": "foo.com"}]}), Error("endpoint address \"foo.com\" is not a valid IP address")),
-            ("static port undefined", json!({"hosts": ["a.example.com"], "resolution": "STATIC", "ports": https, "endpoints": [{"address": "10.1.1.1", "ports": {"grpc": 9090}}]}), Error("endpoint port grpc is not defined by the service entry")),
-            ("static network", json!({"hosts": ["a.example.com"], "resolution": "STATIC", "ports": https, "endpoints": [{"network": "n1"}]}), Warning("address is unset with network \"n1\"")),
-            ("unix ports", json!({"hosts": ["a.example.com"], "resolution": "STATIC", "ports": https, "endpoints": [{"address": "unix:///sock", "ports": {"tls": 1}}]}), Error("must not include ports")),
-            ("dns wildcard", json!({"hosts": ["*.example.com"], "resolution": "DNS", "ports": https}), Error("hosts must be FQDN if no endpoints are provided")),
-            ("dns endpoint bad", json!({"hosts": ["a.example.com"], "resolution": "DNS", "ports": https, "endpoints": [{"address": "foo_bar"}]}), Error("is not a valid FQDN or an IP address")),
-            ("dns rr two", json!({"hosts": ["a.example.com"], "resolution": "DNS_ROUND_ROBIN", "ports": https, "endpoints": [{"address": "a.b.c"}, {"address": "d.e.f"}]}), Error("0 or 1 endpoint")),
-            ("multi host tcp", json!({"hosts": ["a.example.com", "b.example.com"], "resolution": "DNS", "ports": tcp}), Error("multiple hosts provided with non-HTTP, non-TLS ports")),
-            ("multi host unset", json!({"hosts": ["a.example.com", "b.example.com"], "resolution": "DNS", "ports": [{"number": 1, "name": "p"}]}), Error("multiple hosts provided")),
-            ("multi host http", json!({"hosts": ["a.example.com", "b.example.com"], "resolution": "DNS", "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}]}), Valid),
-            ("dynamic dns", json!({"hosts": ["*.cdn.example.com"], "resolution": "DYNAMIC_DNS", "ports": https}), Valid),
-            ("dynamic dns tcp", json!({"hosts": ["*.cdn.example.com"], "resolution": "DYNAMIC_DNS", "ports": tcp}), Error("only HTTP, TLS, GRPC, and HTTP2 protocols")),
-            ("dynamic dns host", json!({"hosts": ["cdn.example.com"], "resolution": "DYNAMIC_DNS", "ports": https}), Error("host must be wildcarded")),
-            ("selector and endpoints", json!({"hosts": ["a.example.com"], "resolution": "STATIC", "ports": https, "workloadSelector": {"labels": {"app": "a"}}, "endpoints": [{"address": "1.1.1.1"}]}), Error("only one of WorkloadSelector or Endpoints")),
-            ("selector empty", json!({"hosts": ["a.example.com"], "resolution": "STATIC", "ports": https, "workloadSelector": {}}), Warning("workload selector specified without labels")),
-            ("export none and ns", json!({"hosts": ["a.example.com"], "resolution": "DNS", "ports": https, "exportTo": ["~", "ns1"]}), Error("cannot export service entry to no one (~) and someone")),
-            ("export none", json!({"hosts": ["a.example.com"], "resolution": "DNS", "ports": https, "exportTo": ["~"]}), Valid),
-            ("resolution number", json!({"hosts": ["a.example.com"], "resolution": 2, "ports": https}), Valid),
-            ("unknown field", json!({"hosts": ["a.example.com"], "resolution": "DNS", "ports": https, "endpoint": []}), Error("spec.endpoint: unknown field")),
+            (
+                "dns tls",
+                json!({"hosts": ["api.example.com"], "resolution": "DNS", "ports": https}),
+                Valid,
+            ),
+            (
+                "no hosts",
+                json!({"hosts": [], "ports": https}),
+                Error("service entry must have at least one host"),
+            ),
+            (
+                "star host",
+                json!({"hosts": ["*"], "resolution": "DNS", "ports": https}),
+                Error("invalid host *"),
+            ),
+            (
+                "underscore",
+                json!({"hosts": ["a_b.example.com"], "resolution": "DNS", "ports": https}),
+                Error("spec.hosts[0]"),
+            ),
+            (
+                "partial wildcard",
+                json!({"hosts": ["*foo.com"], "addresses": ["10.0.0.1"], "ports": https}),
+                Warning("partial wildcard \"*foo.com\" not allowed"),
+            ),
+            (
+                "none with cidr",
+                json!({"hosts": ["db.internal"], "addresses": ["10.0.0.0/8"], "resolution": "NONE", "ports": tcp}),
+                Valid,
+            ),
+            (
+                "dns with cidr",
+                json!({"hosts": ["a.example.com"], "addresses": ["10.0.0.0/8"], "resolution": "DNS", "ports": https}),
+                Error("CIDR addresses are allowed only for NONE/STATIC"),
+            ),
+            (
+                "bad address",
+                json!({"hosts": ["a.example.com"], "addresses": ["10.0.0.300"], "resolution": "STATIC", "ports": https}),
+                Error("10.0.0.300 is not a valid IP"),
+            ),
+            (
+                "dup number",
+                json!({"hosts": ["a.example.com"], "resolution": "DNS", "ports": [
+                {"number": 80, "name": "http", "protocol": "HTTP"}, {"number": 80, "name": "http2", "protocol": "HTTP"}]}),
+                Error("service entry port 80 already defined"),
+            ),
+            (
+                "dup name",
+                json!({"hosts": ["a.example.com"], "resolution": "DNS", "ports": [
+                {"number": 80, "name": "http", "protocol": "HTTP"}, {"number": 81, "name": "http", "protocol": "HTTP"}]}),
+                Error("service entry port name \"http\" already defined"),
+            ),
+            (
+                "port name",
+                json!({"hosts": ["a.example.com"], "resolution": "DNS", "ports": [{"number": 80, "name": "Foo_1", "protocol": "HTTP"}]}),
+                Error("invalid port name"),
+            ),
+            (
+                "port zero",
+                json!({"hosts": ["a.example.com"], "resolution": "DNS", "ports": [{"number": 0, "name": "http", "protocol": "HTTP"}]}),
+                Error("port number 0"),
+            ),
+            (
+                "bad protocol",
+                json!({"hosts": ["a.example.com"], "resolution": "DNS", "ports": [{"number": 80, "name": "http", "protocol": "foo"}]}),
+                Error("unsupported protocol: foo"),
+            ),
+            (
+                "none tcp no address",
+                json!({"hosts": ["db.example.com"], "ports": tcp}),
+                Warning("addresses are required"),
+            ),
+            (
+                "autoallocate tcp",
+                json!({"hosts": ["db.example.com"], "resolution": "DNS", "ports": tcp}),
+                Valid,
+            ),
+            (
+                "none endpoints",
+                json!({"hosts": ["a.example.com"], "addresses": ["10.0.0.1"], "ports": https, "endpoints": [{"address": "10.1.1.1"}]}),
+                Error("no endpoints should be provided for resolution type none"),
+            ),
+            (
+                "static ok",
+                json!({"hosts": ["a.example.com"], "resolution": "STATIC", "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
+                "endpoints": [{"address": "10.1.1.1", "ports": {"http": 8080}}]}),
+                Valid,
+            ),
+            (
+                "static hostname",
+                json!({"hosts": ["a.example.com"], "resolution": "STATIC", "ports": https, "endpoints": [{"address": "foo.com"}]}),
+                Error("endpoint address \"foo.com\" is not a valid IP address"),
+            ),
+            (
+                "static port undefined",
+                json!({"hosts": ["a.example.com"], "resolution": "STATIC", "ports": https, "endpoints": [{"address": "10.1.1.1", "ports": {"grpc": 9090}}]}),
+                Error("endpoint port grpc is not defined by the service entry"),
+            ),
+            (
+                "static network",
+                json!({"hosts": ["a.example.com"], "resolution": "STATIC", "ports": https, "endpoints": [{"network": "n1"}]}),
+                Warning("address is unset with network \"n1\""),
+            ),
+            (
+                "unix ports",
+                json!({"hosts": ["a.example.com"], "resolution": "STATIC", "ports": https, "endpoints": [{"address": "unix:///sock", "ports": {"tls": 1}}]}),
+                Error("must not include ports"),
+            ),
+            (
+                "dns wildcard",
+                json!({"hosts": ["*.example.com"], "resolution": "DNS", "ports": https}),
+                Error("hosts must be FQDN if no endpoints are provided"),
+            ),
+            (
+                "dns endpoint bad",
+                json!({"hosts": ["a.example.com"], "resolution": "DNS", "ports": https, "endpoints": [{"address": "foo_bar"}]}),
+                Error("is not a valid FQDN or an IP address"),
+            ),
+            (
+                "dns rr two",
+                json!({"hosts": ["a.example.com"], "resolution": "DNS_ROUND_ROBIN", "ports": https, "endpoints": [{"address": "a.b.c"}, {"address": "d.e.f"}]}),
+                Error("0 or 1 endpoint"),
+            ),
+            (
+                "multi host tcp",
+                json!({"hosts": ["a.example.com", "b.example.com"], "resolution": "DNS", "ports": tcp}),
+                Error("multiple hosts provided with non-HTTP, non-TLS ports"),
+            ),
+            (
+                "multi host unset",
+                json!({"hosts": ["a.example.com", "b.example.com"], "resolution": "DNS", "ports": [{"number": 1, "name": "p"}]}),
+                Error("multiple hosts provided"),
+            ),
+            (
+                "multi host http",
+                json!({"hosts": ["a.example.com", "b.example.com"], "resolution": "DNS", "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}]}),
+                Valid,
+            ),
+            (
+                "dynamic dns",
+                json!({"hosts": ["*.cdn.example.com"], "resolution": "DYNAMIC_DNS", "ports": https}),
+                Valid,
+            ),
+            (
+                "dynamic dns tcp",
+                json!({"hosts": ["*.cdn.example.com"], "resolution": "DYNAMIC_DNS", "ports": tcp}),
+                Error("only HTTP, TLS, GRPC, and HTTP2 protocols"),
+            ),
+            (
+                "dynamic dns host",
+                json!({"hosts": ["cdn.example.com"], "resolution": "DYNAMIC_DNS", "ports": https}),
+                Error("host must be wildcarded"),
+            ),
+            (
+                "selector and endpoints",
+                json!({"hosts": ["a.example.com"], "resolution": "STATIC", "ports": https, "workloadSelector": {"labels": {"app": "a"}}, "endpoints": [{"address": "1.1.1.1"}]}),
+                Error("only one of WorkloadSelector or Endpoints"),
+            ),
+            (
+                "selector empty",
+                json!({"hosts": ["a.example.com"], "resolution": "STATIC", "ports": https, "workloadSelector": {}}),
+                Warning("workload selector specified without labels"),
+            ),
+            (
+                "export none and ns",
+                json!({"hosts": ["a.example.com"], "resolution": "DNS", "ports": https, "exportTo": ["~", "ns1"]}),
+                Error("cannot export service entry to no one (~) and someone"),
+            ),
+            (
+                "export none",
+                json!({"hosts": ["a.example.com"], "resolution": "DNS", "ports": https, "exportTo": ["~"]}),
+                Valid,
+            ),
+            (
+                "resolution number",
+                json!({"hosts": ["a.example.com"], "resolution": 2, "ports": https}),
+                Valid,
+            ),
+            (
+                "unknown field",
+                json!({"hosts": ["a.example.com"], "resolution": "DNS", "ports": https, "endpoint": []}),
+                Error("spec.endpoint: unknown field"),
+            ),
         ];
         run_table("networking.istio.io/v1", "ServiceEntry", &cases);
     }
@@ -417,13 +561,29 @@ mod tests {
     #[test]
     fn workload_entry() {
         let cases = vec![
-            ("ip", json!({"address": "10.0.0.1", "ports": {"http": 8080}, "labels": {"app": "vm"}}), Valid),
+            (
+                "ip",
+                json!({"address": "10.0.0.1", "ports": {"http": 8080}, "labels": {"app": "vm"}}),
+                Valid,
+            ),
             ("fqdn", json!({"address": "vm.example.com"}), Valid),
             ("network only", json!({"network": "n1"}), Valid),
             ("no address", json!({}), Error("address is required")),
-            ("bad address", json!({"address": "foo_bar"}), Error("not a valid FQDN or an IP address")),
-            ("unix ports", json!({"address": "unix:///sock", "ports": {"http": 1}}), Error("must not include ports")),
-            ("bad port", json!({"address": "10.0.0.1", "ports": {"http": 0}}), Error("port number 0")),
+            (
+                "bad address",
+                json!({"address": "foo_bar"}),
+                Error("not a valid FQDN or an IP address"),
+            ),
+            (
+                "unix ports",
+                json!({"address": "unix:///sock", "ports": {"http": 1}}),
+                Error("must not include ports"),
+            ),
+            (
+                "bad port",
+                json!({"address": "10.0.0.1", "ports": {"http": 0}}),
+                Error("port number 0"),
+            ),
         ];
         run_table("networking.istio.io/v1", "WorkloadEntry", &cases);
     }

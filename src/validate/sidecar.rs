@@ -354,36 +354,164 @@ mod tests {
             json!({"workloadSelector": {"labels": {"app": "a"}}, "ingress": [l]})
         };
         let cases = vec![
-            ("egress", json!({"egress": [{"hosts": ["./*", "istio-system/*"]}]}), Valid),
+            (
+                "egress",
+                json!({"egress": [{"hosts": ["./*", "istio-system/*"]}]}),
+                Valid,
+            ),
             ("ingress", ing(json!({})), Valid),
-            ("empty", json!({}), Error("sidecar: empty configuration provided")),
-            ("inbound pool only", json!({"inboundConnectionPool": {"http": {"maxRetries": 1}}}), Valid),
-            ("selector empty", json!({"workloadSelector": {}, "egress": [{"hosts": ["./*"]}]}), Warning("without labels")),
-            ("host without ns", json!({"egress": [{"hosts": ["foo.com"]}]}), Error("host must be of form namespace/dnsName")),
-            ("bad ns", json!({"egress": [{"hosts": ["Bad_NS/foo.com"]}]}), Error("invalid namespace value \"Bad_NS\" in sidecar")),
-            ("short host", json!({"egress": [{"hosts": ["ns/foo"]}]}), Error("short names")),
-            ("no hosts", json!({"egress": [{"hosts": []}]}), Error("egress listener must contain at least one host")),
-            ("star star others", json!({"egress": [{"hosts": ["*/*", "istio-system/*"]}]}), Warning("`*/*` host select all resources")),
-            ("exclusion", json!({"egress": [{"hosts": ["*/*", "~kube-system/*"]}]}), Valid),
-            ("dup host", json!({"egress": [{"hosts": ["ns/a.com", "ns/a.com"]}]}), Warning("duplicated egress host: ns/a.com")),
-            ("catch-all not last", json!({"egress": [{"hosts": ["./*"]}, {"port": {"number": 80, "protocol": "HTTP", "name": "http"}, "hosts": ["./*"]}]}), Error("should be the last listener")),
-            ("two catch-alls", json!({"egress": [{"hosts": ["./*"]}, {"hosts": ["./*"]}]}), Error("port")),
-            ("port zero", json!({"egress": [{"port": {"number": 0, "protocol": "HTTP", "name": "h"}, "hosts": ["./*"]}]}), Error("must have a unix domain socket bind address")),
-            ("uds", json!({"egress": [{"port": {"number": 0, "protocol": "HTTP", "name": "h"}, "bind": "unix:///var/run/s.sock", "captureMode": "NONE", "hosts": ["./*"]}]}), Valid),
-            ("dup egress ports", json!({"egress": [{"port": {"number": 80, "protocol": "HTTP", "name": "a"}, "hosts": ["./*"]}, {"port": {"number": 80, "protocol": "HTTP", "name": "b"}, "hosts": ["./*"]}]}), Error("ports on IP bound listeners must be unique")),
-            ("ingress no port", json!({"ingress": [{"defaultEndpoint": "127.0.0.1:8080"}]}), Error("port is required for ingress listeners")),
-            ("default endpoint", ing(json!({"defaultEndpoint": "10.0.0.1:8080"})), Error("defaultEndpoint must be of form")),
-            ("default endpoint v6", ing(json!({"defaultEndpoint": "[::1]:8080"})), Valid),
-            ("ingress target port", ing(json!({"port": {"number": 9080, "protocol": "HTTP", "name": "http", "targetPort": 1}})), Error("targetPort has no impact on Sidecars")),
-            ("tls istio mutual", ing(json!({"port": {"number": 9443, "protocol": "HTTPS", "name": "https"}, "tls": {"mode": "ISTIO_MUTUAL"}})), Error("cannot set mode to ISTIO_MUTUAL")),
-            ("tls credential", ing(json!({"port": {"number": 9443, "protocol": "HTTPS", "name": "https"}, "tls": {"mode": "SIMPLE", "credentialName": "c"}})), Error("credentialName is not currently supported")),
-            ("tls simple", ing(json!({"port": {"number": 9443, "protocol": "HTTPS", "name": "https"}, "tls": {"mode": "SIMPLE", "serverCertificate": "/c", "privateKey": "/k"}})), Valid),
-            ("tls on http", ing(json!({"tls": {"mode": "SIMPLE", "serverCertificate": "/c", "privateKey": "/k"}})), Error("server cannot have TLS settings for non HTTPS/TLS ports")),
-            ("http pool on tcp", ing(json!({"port": {"number": 9000, "protocol": "TCP", "name": "tcp"}, "connectionPool": {"http": {"maxRetries": 1}}})), Warning("HTTP connection pool settings are configured for port 9000")),
-            ("dynamic dns", json!({"outboundTrafficPolicy": {"mode": "ALLOW_ANY_DYNAMIC_DNS"}}), Error("ALLOW_ANY_DYNAMIC_DNS mode is only supported in MeshConfig")),
-            ("egress proxy mode", json!({"outboundTrafficPolicy": {"mode": "REGISTRY_ONLY", "egressProxy": {"host": "proxy.example.com", "port": {"number": 3128}}}}), Error("egress_proxy must be set only with ALLOW_ANY")),
-            ("egress proxy", json!({"outboundTrafficPolicy": {"mode": "ALLOW_ANY", "egressProxy": {"host": "proxy.example.com", "port": {"number": 3128}}}}), Valid),
-            ("typo", json!({"egress": [{"port": {"number": 80, "protocl": "HTTP"}, "hosts": ["./*"]}]}), Error("spec.egress[0].port.protocl: unknown field")),
+            (
+                "empty",
+                json!({}),
+                Error("sidecar: empty configuration provided"),
+            ),
+            (
+                "inbound pool only",
+                json!({"inboundConnectionPool": {"http": {"maxRetries": 1}}}),
+                Valid,
+            ),
+            (
+                "selector empty",
+                json!({"workloadSelector": {}, "egress": [{"hosts": ["./*"]}]}),
+                Warning("without labels"),
+            ),
+            (
+                "host without ns",
+                json!({"egress": [{"hosts": ["foo.com"]}]}),
+                Error("host must be of form namespace/dnsName"),
+            ),
+            (
+                "bad ns",
+                json!({"egress": [{"hosts": ["Bad_NS/foo.com"]}]}),
+                Error("invalid namespace value \"Bad_NS\" in sidecar"),
+            ),
+            (
+                "short host",
+                json!({"egress": [{"hosts": ["ns/foo"]}]}),
+                Error("short names"),
+            ),
+            (
+                "no hosts",
+                json!({"egress": [{"hosts": []}]}),
+                Error("egress listener must contain at least one host"),
+            ),
+            (
+                "star star others",
+                json!({"egress": [{"hosts": ["*/*", "istio-system/*"]}]}),
+                Warning("`*/*` host select all resources"),
+            ),
+            (
+                "exclusion",
+                json!({"egress": [{"hosts": ["*/*", "~kube-system/*"]}]}),
+                Valid,
+            ),
+            (
+                "dup host",
+                json!({"egress": [{"hosts": ["ns/a.com", "ns/a.com"]}]}),
+                Warning("duplicated egress host: ns/a.com"),
+            ),
+            (
+                "catch-all not last",
+                json!({"egress": [{"hosts": ["./*"]}, {"port": {"number": 80, "protocol": "HTTP", "name": "http"}, "hosts": ["./*"]}]}),
+                Error("should be the last listener"),
+            ),
+            (
+                "two catch-alls",
+                json!({"egress": [{"hosts": ["./*"]}, {"hosts": ["./*"]}]}),
+                Error("port"),
+            ),
+            (
+                "port zero",
+                json!({"egress": [{"port": {"number": 0, "protocol": "HTTP", "name": "h"}, "hosts": ["./*"]}]}),
+                Error("must have a unix domain socket bind address"),
+            ),
+            (
+                "uds",
+                json!({"egress": [{"port": {"number": 0, "protocol": "HTTP", "name": "h"}, "bind": "unix:///var/run/s.sock", "captureMode": "NONE", "hosts": ["./*"]}]}),
+                Valid,
+            ),
+            (
+                "dup egress ports",
+                json!({"egress": [{"port": {"number": 80, "protocol": "HTTP", "name": "a"}, "hosts": ["./*"]}, {"port": {"number": 80, "protocol": "HTTP", "name": "b"}, "hosts": ["./*"]}]}),
+                Error("ports on IP bound listeners must be unique"),
+            ),
+            (
+                "ingress no port",
+                json!({"ingress": [{"defaultEndpoint": "127.0.0.1:8080"}]}),
+                Error("port is required for ingress listeners"),
+            ),
+            (
+                "default endpoint",
+                ing(json!({"defaultEndpoint": "10.0.0.1:8080"})),
+                Error("defaultEndpoint must be of form"),
+            ),
+            (
+                "default endpoint v6",
+                ing(json!({"defaultEndpoint": "[::1]:8080"})),
+                Valid,
+            ),
+            (
+                "ingress target port",
+                ing(
+                    json!({"port": {"number": 9080, "protocol": "HTTP", "name": "http", "targetPort": 1}}),
+                ),
+                Error("targetPort has no impact on Sidecars"),
+            ),
+            (
+                "tls istio mutual",
+                ing(
+                    json!({"port": {"number": 9443, "protocol": "HTTPS", "name": "https"}, "tls": {"mode": "ISTIO_MUTUAL"}}),
+                ),
+                Error("cannot set mode to ISTIO_MUTUAL"),
+            ),
+            (
+                "tls credential",
+                ing(
+                    json!({"port": {"number": 9443, "protocol": "HTTPS", "name": "https"}, "tls": {"mode": "SIMPLE", "credentialName": "c"}}),
+                ),
+                Error("credentialName is not currently supported"),
+            ),
+            (
+                "tls simple",
+                ing(
+                    json!({"port": {"number": 9443, "protocol": "HTTPS", "name": "https"}, "tls": {"mode": "SIMPLE", "serverCertificate": "/c", "privateKey": "/k"}}),
+                ),
+                Valid,
+            ),
+            (
+                "tls on http",
+                ing(
+                    json!({"tls": {"mode": "SIMPLE", "serverCertificate": "/c", "privateKey": "/k"}}),
+                ),
+                Error("server cannot have TLS settings for non HTTPS/TLS ports"),
+            ),
+            (
+                "http pool on tcp",
+                ing(
+                    json!({"port": {"number": 9000, "protocol": "TCP", "name": "tcp"}, "connectionPool": {"http": {"maxRetries": 1}}}),
+                ),
+                Warning("HTTP connection pool settings are configured for port 9000"),
+            ),
+            (
+                "dynamic dns",
+                json!({"outboundTrafficPolicy": {"mode": "ALLOW_ANY_DYNAMIC_DNS"}}),
+                Error("ALLOW_ANY_DYNAMIC_DNS mode is only supported in MeshConfig"),
+            ),
+            (
+                "egress proxy mode",
+                json!({"outboundTrafficPolicy": {"mode": "REGISTRY_ONLY", "egressProxy": {"host": "proxy.example.com", "port": {"number": 3128}}}}),
+                Error("egress_proxy must be set only with ALLOW_ANY"),
+            ),
+            (
+                "egress proxy",
+                json!({"outboundTrafficPolicy": {"mode": "ALLOW_ANY", "egressProxy": {"host": "proxy.example.com", "port": {"number": 3128}}}}),
+                Valid,
+            ),
+            (
+                "typo",
+                json!({"egress": [{"port": {"number": 80, "protocl": "HTTP"}, "hosts": ["./*"]}]}),
+                Error("spec.egress[0].port.protocl: unknown field"),
+            ),
         ];
         run_table("networking.istio.io/v1", "Sidecar", &cases);
     }

@@ -40,5 +40,9 @@ pub fn run_table(api_version: &str, kind: &str, cases: &[(&str, Value, Want)]) {
             failures.push(format!("{name}: got {v:?}"));
         }
     }
-    assert!(failures.is_empty(), "failed cases:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "failed cases:\n{}",
+        failures.join("\n")
+    );
 }

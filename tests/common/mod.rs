@@ -53,7 +53,8 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// A tiny HTTP upstream. `GET /status/N` answers N; everything else 200. The body is
+/// A tiny HTTP upstream. `GET /status/N` answers N; `/sleep/MS` waits first; everything else 200.
+/// Request headers `x-req-*` come back as `x-got-x-req-*`. The body is
 /// `<name> <path>`; header `x-upstream: <name>`. With `fail_every` = k > 0, every request whose count is
 /// not a multiple of k answers 503 (a flaky upstream for retry tests).
 pub struct Upstream {
@@ -97,13 +98,34 @@ pub async fn upstream(name: &str, fail_every: u64) -> Upstream {
                         if fail_every > 0 && !count.is_multiple_of(fail_every) {
                             status = 503;
                         }
+                        if let Some(ms) = path
+                            .strip_prefix("/sleep/")
+                            .and_then(|s| s.parse::<u64>().ok())
+                        {
+                            tokio::time::sleep(Duration::from_millis(ms.min(10_000))).await;
+                        }
+                        let echoed: Vec<(String, String)> = req
+                            .headers()
+                            .iter()
+                            .filter(|(k, _)| k.as_str().starts_with("x-req-"))
+                            .map(|(k, v)| {
+                                (
+                                    format!("x-got-{}", k.as_str()),
+                                    v.to_str().unwrap_or("").to_string(),
+                                )
+                            })
+                            .collect();
                         let host = req
                             .headers()
                             .get("host")
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("")
                             .to_string();
-                        let resp = Response::builder()
+                        let mut builder = Response::builder();
+                        for (k, v) in &echoed {
+                            builder = builder.header(k.as_str(), v.as_str());
+                        }
+                        let resp = builder
                             .status(status)
                             .header("x-upstream", n.as_str())
                             .header("x-seen-path", path.as_str())

@@ -308,8 +308,9 @@ fn translate_rule(
             timeout: Some(istio_dur(&rule.timeout).unwrap_or_else(|| secs(0))),
             ..Default::default()
         };
+        // Istio sets the route timeout as the max stream duration too (Envoy uses the latter when set).
         action.max_stream_duration = Some(route_action::MaxStreamDuration {
-            max_stream_duration: Some(secs(0)),
+            max_stream_duration: Some(action.timeout.unwrap_or_else(|| secs(0))),
             grpc_timeout_header_max: Some(action.timeout.unwrap_or_else(|| secs(0))),
             ..Default::default()
         });

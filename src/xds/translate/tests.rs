@@ -103,3 +103,49 @@ fn build_encodes_every_resource() {
         .of_type(crate::xds::protocol::ROUTE)
         .is_some_and(|m| m.contains_key("9080")));
 }
+
+#[test]
+fn virtual_service_timeout_retries_and_fault() {
+    let text = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: r, namespace: bookinfo}
+spec:
+  hosts: [ratings]
+  http:
+  - match: [{uri: {prefix: /slow}}]
+    timeout: 200ms
+    retries: {attempts: 3, retryOn: "5xx,503", perTryTimeout: 1s}
+    fault: {abort: {httpStatus: 418, percentage: {value: 50}}}
+    route: [{destination: {host: ratings}}]
+"#;
+    let mut snap = sample_snapshot();
+    crate::store::parse_documents("t", text, &mut snap);
+    assert!(snap.errors.is_empty(), "{:?}", snap.errors);
+    let ctx = PushContext::new(Arc::new(snap));
+    let g = generate(
+        &ctx,
+        &proxy(NodeType::Sidecar, "bookinfo", &[("app", "productpage")]),
+    );
+    let rc = g.routes.iter().find(|r| r.name == "9080").expect("9080");
+    let vh = rc
+        .virtual_hosts
+        .iter()
+        .find(|v| v.name == "ratings.bookinfo.svc.cluster.local:9080")
+        .expect("vh");
+    let r = &vh.routes[0];
+    let Some(envoy_types::pb::envoy::config::route::v3::route::Action::Route(a)) = &r.action else {
+        panic!("not a route action");
+    };
+    assert_eq!(
+        a.timeout.map(|t| (t.seconds, t.nanos)),
+        Some((0, 200_000_000))
+    );
+    let rp = a.retry_policy.as_ref().expect("retry");
+    assert_eq!(rp.num_retries.as_ref().map(|n| n.value), Some(3));
+    assert_eq!(rp.retry_on, "5xx,retriable-status-codes");
+    assert_eq!(rp.retriable_status_codes, vec![503]);
+    assert!(r
+        .typed_per_filter_config
+        .contains_key("envoy.filters.http.fault"));
+}
