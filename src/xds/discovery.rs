@@ -58,6 +58,7 @@ pub struct Discovery {
     config: DiscoveryConfig,
     listener: tokio::net::TcpListener,
     snapshot_tx: watch::Sender<Arc<Snapshot>>,
+    snapshot_rx: watch::Receiver<Arc<Snapshot>>,
     source_metrics: SourceMetrics,
     metrics: XdsMetrics,
     ads: AdsService,
@@ -119,7 +120,7 @@ impl Discovery {
             })?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (push_rx, debounce_task) = debouncer(
-            snapshot_rx,
+            snapshot_rx.clone(),
             config.debounce,
             metrics.clone(),
             shutdown_rx.clone(),
@@ -129,6 +130,7 @@ impl Discovery {
             config,
             listener,
             snapshot_tx,
+            snapshot_rx,
             source_metrics,
             metrics,
             ads,
@@ -146,7 +148,7 @@ impl Discovery {
     pub fn debug_state(&self) -> DebugState {
         DebugState {
             ads: self.ads.clone(),
-            snapshots: self.snapshot_tx.subscribe(),
+            snapshots: self.snapshot_rx.clone(),
         }
     }
 
@@ -272,6 +274,21 @@ fn parse_query(uri: &axum::http::Uri) -> DumpQuery {
         }
     }
     q
+}
+
+impl DebugState {
+    /// How many per-proxy translations were computed (cache misses) so far.
+    pub fn builds(&self) -> u64 {
+        self.ads
+            .shared
+            .builds
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Connected proxies.
+    pub fn connections(&self) -> Vec<super::server::ConnectionInfo> {
+        self.ads.shared.connections()
+    }
 }
 
 /// `/debug/connections`, `/debug/config_dump?proxy=ID[&format=debug]`, `/debug/configz` (the store).
