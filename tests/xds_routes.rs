@@ -275,3 +275,37 @@ async fn service_entry_backend_and_endpoint_change() {
     );
     meshd.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_gateway_server_proxies_to_virtual_service_tcp_route() {
+    let v1 = upstream("v1", 0).await;
+    let v2 = upstream("v2", 0).await;
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("service.yaml"),
+        httpbin_service(&[&v1, &v2]),
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("dr.yaml"), SUBSETS).expect("write");
+    std::fs::write(
+        dir.path().join("gateway.yaml"),
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: tcp-gateway, namespace: httpbin}}\nspec:\n  selector: {{istio: ingressgateway}}\n  servers:\n  - port: {{number: {port}, name: tcp, protocol: TCP}}\n    hosts: [\"*\"]\n"
+        ),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("vs.yaml"),
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: tcp, namespace: httpbin}\nspec:\n  hosts: [\"*\"]\n  gateways: [tcp-gateway]\n  tcp:\n  - route:\n    - destination: {host: httpbin.httpbin.svc.cluster.local, port: {number: 8000}, subset: v2}\n",
+    )
+    .expect("write");
+    let meshd = Meshd::start(dir.path()).await;
+    let envoy = Envoy::start(meshd.xds, ROUTER, &[("istio", "ingressgateway")]).await;
+    let ok = eventually(Duration::from_secs(10), || async {
+        get(port, "anything", "/", &[]).await.2 == "v2"
+    })
+    .await;
+    assert!(ok.is_some(), "{}", envoy.log());
+    meshd.stop().await;
+}

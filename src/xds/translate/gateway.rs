@@ -3,7 +3,9 @@
 //! virtual hosts from server hosts × bound VirtualServices, `httpsRedirect` as `require_tls: ALL`.
 
 use super::listener::{hcm, rds, status_route};
-use super::route::{qualify_gateway, virtual_service_routes, Scope};
+use super::route::{
+    l4_match_applies, qualify_gateway, tcp_cluster_specifier, virtual_service_routes, Scope,
+};
 use super::util::{boolv, network_filter, set, socket, transport_socket, u32v};
 use crate::istio::networking as istio;
 use crate::store::Object;
@@ -35,6 +37,115 @@ fn is_http(s: &istio::Server) -> bool {
     matches!(
         server_port(s).protocol.to_ascii_uppercase().as_str(),
         "HTTP" | "HTTP2" | "GRPC"
+    )
+}
+
+fn is_tcp(s: &istio::Server) -> bool {
+    matches!(
+        server_port(s).protocol.to_ascii_uppercase().as_str(),
+        "TCP" | "MONGO" | "REDIS" | "MYSQL"
+    )
+}
+
+fn is_passthrough(s: &istio::Server) -> bool {
+    let proto = server_port(s).protocol.to_ascii_uppercase();
+    let mode = s
+        .tls
+        .as_ref()
+        .map(|t| t.mode)
+        .unwrap_or(istio::ServerTlsMode::Passthrough);
+    matches!(proto.as_str(), "TLS" | "HTTPS") && mode == istio::ServerTlsMode::Passthrough
+}
+
+/// Filter chains for TCP servers and TLS PASSTHROUGH servers: VirtualService `tcp` / `tls` routes.
+fn l4_chains(ctx: &PushContext, port: u32, tcp: &[Bound], tls: &[Bound]) -> Vec<FilterChain> {
+    let mut chains = Vec::new();
+    for (gw, server) in tcp.iter().chain(tls.iter()) {
+        let key = gw_key(gw);
+        let gateways = [key.clone()];
+        let scope = Scope {
+            ctx,
+            port,
+            gateways: &gateways,
+        };
+        let passthrough = is_passthrough(server);
+        let hosts: Vec<&str> = server.hosts.iter().map(|h| server_host(h)).collect();
+        for vs in &ctx.snapshot.virtual_services {
+            if !vs
+                .spec
+                .gateways
+                .iter()
+                .any(|g| qualify_gateway(g, &vs.meta.namespace) == key)
+            {
+                continue;
+            }
+            if !vs
+                .spec
+                .hosts
+                .iter()
+                .any(|vh| hosts.iter().any(|h| hosts_intersect(h, vh)))
+            {
+                continue;
+            }
+            let ns = &vs.meta.namespace;
+            if passthrough {
+                for r in &vs.spec.tls {
+                    for m in &r.r#match {
+                        if !l4_match_applies(m.port, &m.gateways, &scope, ns) {
+                            continue;
+                        }
+                        let Some(spec) = tcp_cluster_specifier(&r.route, ns, &scope) else {
+                            continue;
+                        };
+                        chains.push(FilterChain {
+                            filter_chain_match: Some(FilterChainMatch {
+                                server_names: m.sni_hosts.clone(),
+                                ..Default::default()
+                            }),
+                            filters: vec![tcp_filter(&format!("tls.{port}"), spec)],
+                            ..Default::default()
+                        });
+                    }
+                }
+            } else if let Some(r) = vs.spec.tcp.iter().find(|r| {
+                r.r#match.is_empty()
+                    || r.r#match
+                        .iter()
+                        .any(|m| l4_match_applies(m.port, &m.gateways, &scope, ns))
+            }) {
+                if let Some(spec) = tcp_cluster_specifier(&r.route, ns, &scope) {
+                    chains.push(FilterChain {
+                        filters: vec![tcp_filter(&format!("tcp.{port}"), spec)],
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+    }
+    // Envoy rejects chains with identical matches; keep the first of each.
+    let mut seen = BTreeSet::new();
+    chains.retain(|c| {
+        let key = c
+            .filter_chain_match
+            .as_ref()
+            .map(|m| m.server_names.clone())
+            .unwrap_or_default();
+        seen.insert(key)
+    });
+    chains
+}
+
+fn tcp_filter(
+    stat_prefix: &str,
+    spec: envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::tcp_proxy::ClusterSpecifier,
+) -> envoy_types::pb::envoy::config::listener::v3::Filter {
+    network_filter(
+        "envoy.filters.network.tcp_proxy",
+        envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy {
+            stat_prefix: stat_prefix.to_string(),
+            cluster_specifier: Some(spec),
+            ..Default::default()
+        },
     )
 }
 
@@ -136,6 +247,19 @@ pub fn gateway_config(
             });
             routes.push(route_config(ctx, &name, port, &[(*gw, *s)]));
         }
+        let tcp: Vec<Bound> = servers.iter().copied().filter(|(_, s)| is_tcp(s)).collect();
+        let passthrough: Vec<Bound> = servers
+            .iter()
+            .copied()
+            .filter(|(_, s)| is_passthrough(s))
+            .collect();
+        let l4 = if http.is_empty() {
+            l4_chains(ctx, port, &tcp, &passthrough)
+        } else {
+            Vec::new()
+        };
+        let needs_inspector = !https.is_empty() || !passthrough.is_empty();
+        chains.extend(l4);
         if chains.is_empty() {
             continue;
         }
@@ -146,7 +270,7 @@ pub fn gateway_config(
             filter_chains: chains,
             ..Default::default()
         };
-        if !https.is_empty() {
+        if needs_inspector {
             listener.listener_filters.push(ListenerFilter {
                 name: "envoy.filters.listener.tls_inspector".into(),
                 config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
@@ -244,7 +368,12 @@ fn route_config(ctx: &PushContext, name: &str, port: u32, servers: &[Bound]) -> 
     let mut used = BTreeSet::new();
     let mut out = Vec::new();
     for (host, (mut routes, require_tls)) in vhosts {
-        let domains: Vec<String> = [host.clone(), format!("{host}:{port}")]
+        let candidates = if host == "*" {
+            vec![host.clone()]
+        } else {
+            vec![host.clone(), format!("{host}:{port}")]
+        };
+        let domains: Vec<String> = candidates
             .into_iter()
             .filter(|d| used.insert(d.clone()))
             .collect();

@@ -5,7 +5,9 @@ use super::cluster::{
     cluster_name, inbound_ports, BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER,
     PASSTHROUGH_CLUSTER,
 };
-use super::route::{default_route, virtual_service_routes, Scope};
+use super::route::{
+    default_route, l4_match_applies, tcp_cluster_specifier, virtual_service_routes, Scope,
+};
 use super::util::{ads, boolv, network_filter, socket, u32v};
 use crate::xds::model::{host_matches, resolve_host, PushContext, Service};
 use crate::xds::proxy::Proxy;
@@ -110,6 +112,41 @@ fn service_domains(svc: &Service, port: u32, proxy_ns: &str) -> Vec<String> {
     out
 }
 
+/// The `tcp` route of a mesh-bound VirtualService for `svc` on `port`, if any.
+fn mesh_tcp_route(
+    ctx: &PushContext,
+    svc: &Service,
+    port: u32,
+) -> Option<tcp_proxy::ClusterSpecifier> {
+    let scope = Scope {
+        ctx,
+        port,
+        gateways: &[],
+    };
+    for vs in &ctx.snapshot.virtual_services {
+        let mesh_bound =
+            vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh");
+        let ns = &vs.meta.namespace;
+        if !mesh_bound
+            || !vs
+                .spec
+                .hosts
+                .iter()
+                .any(|h| host_matches(&resolve_host(h, ns), &svc.hostname))
+        {
+            continue;
+        }
+        let r = vs.spec.tcp.iter().find(|r| {
+            r.r#match.is_empty()
+                || r.r#match
+                    .iter()
+                    .any(|m| l4_match_applies(m.port, &m.gateways, &scope, ns))
+        })?;
+        return tcp_cluster_specifier(&r.route, ns, &scope);
+    }
+    None
+}
+
 /// Listeners and RDS route configs for a sidecar.
 pub fn sidecar_listeners(
     ctx: &PushContext,
@@ -128,13 +165,24 @@ pub fn sidecar_listeners(
                     continue;
                 }
                 let cluster = cluster_name("outbound", p.port, "", &svc.hostname);
+                let filter = match mesh_tcp_route(ctx, svc, p.port) {
+                    Some(spec) => network_filter(
+                        "envoy.filters.network.tcp_proxy",
+                        TcpProxy {
+                            stat_prefix: cluster.clone(),
+                            cluster_specifier: Some(spec),
+                            ..Default::default()
+                        },
+                    ),
+                    None => tcp_proxy_filter(&cluster, &cluster),
+                };
                 listeners.push(Listener {
                     name: name.clone(),
                     address: Some(socket(vip, p.port)),
                     bind_to_port: Some(boolv(false)),
                     traffic_direction: TrafficDirection::Outbound as i32,
                     filter_chains: vec![FilterChain {
-                        filters: vec![tcp_proxy_filter(&cluster, &cluster)],
+                        filters: vec![filter],
                         ..Default::default()
                     }],
                     ..Default::default()

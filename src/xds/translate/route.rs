@@ -585,3 +585,51 @@ fn translate_cors(c: &istio::CorsPolicy) -> CorsPolicy {
         ..Default::default()
     }
 }
+
+/// The L4 destination(s) of VirtualService `tcp`/`tls` routes as a tcp_proxy cluster specifier.
+pub fn tcp_cluster_specifier(
+    route: &[istio::RouteDestination],
+    vs_ns: &str,
+    scope: &Scope,
+) -> Option<envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::tcp_proxy::ClusterSpecifier>{
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::tcp_proxy;
+    let dests: Vec<_> = route
+        .iter()
+        .filter(|d| d.weight != 0 || route.len() == 1)
+        .filter_map(|d| Some((d.destination.as_ref()?, d.weight)))
+        .collect();
+    match dests.as_slice() {
+        [] => None,
+        [(d, _)] => Some(tcp_proxy::ClusterSpecifier::Cluster(destination_cluster(
+            d, vs_ns, scope,
+        ))),
+        many => Some(tcp_proxy::ClusterSpecifier::WeightedClusters(
+            tcp_proxy::WeightedCluster {
+                clusters: many
+                    .iter()
+                    .map(|(d, w)| tcp_proxy::weighted_cluster::ClusterWeight {
+                        name: destination_cluster(d, vs_ns, scope),
+                        weight: w.max(&0).unsigned_abs(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            },
+        )),
+    }
+}
+
+/// Does an L4 match (port, gateways) apply in this scope? Empty matches always apply.
+pub fn l4_match_applies(port: u32, gateways: &[String], scope: &Scope, vs_ns: &str) -> bool {
+    if port != 0 && port != scope.port {
+        return false;
+    }
+    if gateways.is_empty() {
+        return true;
+    }
+    if scope.gateways.is_empty() {
+        return gateways.iter().any(|g| g == "mesh");
+    }
+    gateways
+        .iter()
+        .any(|g| scope.gateways.contains(&qualify_gateway(g, vs_ns)))
+}
