@@ -115,11 +115,12 @@ fn translation_never_panics() {
     let ctx = PushContext::new(Arc::new(snap));
     for p in proxies() {
         let r = meshd::xds::translate::build(&ctx, &p);
+        let g = meshd::xds::translate::generate(&ctx, &p);
         // Names are unique per type, as Envoy requires.
-        assert_eq!(r.clusters.len(), r.typed.clusters.len());
-        assert_eq!(r.listeners.len(), r.typed.listeners.len());
-        assert_eq!(r.routes.len(), r.typed.routes.len());
-        for rc in &r.typed.routes {
+        assert_eq!(r.clusters.len(), g.clusters.len());
+        assert_eq!(r.listeners.len(), g.listeners.len());
+        assert_eq!(r.routes.len(), g.routes.len());
+        for rc in &g.routes {
             let mut domains = std::collections::HashSet::new();
             for vh in &rc.virtual_hosts {
                 for d in &vh.domains {

@@ -339,7 +339,6 @@ async fn config_dump(
             .into_response();
     };
     let push = s.ads.shared.current();
-    let res = s.ads.shared.resources(&push.ctx, &proxy);
     let debug = q.format.as_deref() == Some("debug");
     let section = |names: Vec<(String, String)>| -> serde_json::Value {
         names
@@ -353,7 +352,8 @@ async fn config_dump(
             })
             .collect()
     };
-    let t = &res.typed;
+
+    let t = &crate::xds::translate::generate(&push.ctx, &proxy);
     Json(serde_json::json!({
         "proxy": id,
         "version": push.ctx.version,

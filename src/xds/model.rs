@@ -4,8 +4,9 @@
 
 use crate::istio::networking as net;
 use crate::store::{k8s, Object, Snapshot};
+use envoy_types::pb::google::protobuf::Any;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Does the `selector` select `labels`? An empty selector selects everything.
 pub fn selector_matches(
@@ -108,6 +109,34 @@ impl Service {
     }
 }
 
+/// Deduplicates encoded resources: equal bytes under the same name share one allocation, so proxies
+/// whose configs overlap (most of a mesh) hold one copy.
+#[derive(Debug, Default)]
+pub struct Interner {
+    map: Mutex<HashMap<String, Vec<Arc<Any>>>>,
+}
+
+impl Interner {
+    /// Returns the shared copy of `any` (named `name`).
+    pub fn intern(&self, name: &str, any: Any) -> Arc<Any> {
+        let Ok(mut map) = self.map.lock() else {
+            return Arc::new(any);
+        };
+        let list = map
+            .entry(format!("{}\u{0}{name}", any.type_url))
+            .or_default();
+        if let Some(existing) = list.iter().find(|a| a.value == any.value) {
+            return existing.clone();
+        }
+        let a = Arc::new(any);
+        list.push(a.clone());
+        a
+    }
+}
+
+/// Encoded resources shared by every proxy of a push: (name, resource) lists.
+pub type SharedEncoded = Vec<(String, Arc<Any>)>;
+
 /// Everything translation needs, computed once per snapshot version and shared by all proxies.
 #[derive(Debug, Default)]
 pub struct PushContext {
@@ -115,6 +144,14 @@ pub struct PushContext {
     pub snapshot: Arc<Snapshot>,
     pub services: Vec<Arc<Service>>,
     pub by_host: HashMap<String, Arc<Service>>,
+    /// Service hostname → index of its DestinationRule in `snapshot.destination_rules`.
+    dr_for_host: HashMap<String, usize>,
+    /// Service hostname → index of the first mesh-bound VirtualService for it.
+    mesh_vs_for_host: HashMap<String, usize>,
+    /// Outbound clusters and their load assignments, encoded once per push.
+    pub outbound: OnceLock<(SharedEncoded, SharedEncoded)>,
+    /// Shared encoded resources of this push.
+    pub interner: Interner,
 }
 
 /// Resolves a config host (`reviews`, `reviews.ns`, FQDN) relative to the config's namespace, like
@@ -300,29 +337,92 @@ impl PushContext {
                 .entry(s.hostname.clone())
                 .or_insert_with(|| s.clone());
         }
+        // Indexes: exact hosts by map, wildcard hosts checked per service.
+        let mut dr_exact: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut dr_wild: Vec<(String, usize)> = Vec::new();
+        for (i, dr) in snapshot.destination_rules.iter().enumerate() {
+            let h = resolve_host(&dr.spec.host, &dr.meta.namespace);
+            if h.contains('*') {
+                dr_wild.push((h, i));
+            } else {
+                dr_exact.entry(h).or_default().push(i);
+            }
+        }
+        let mut vs_exact: HashMap<String, usize> = HashMap::new();
+        let mut vs_wild: Vec<(String, usize)> = Vec::new();
+        for (i, vs) in snapshot.virtual_services.iter().enumerate() {
+            let mesh_bound =
+                vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh");
+            if !mesh_bound {
+                continue;
+            }
+            for h in &vs.spec.hosts {
+                let h = resolve_host(h, &vs.meta.namespace);
+                if h.contains('*') {
+                    vs_wild.push((h, i));
+                } else {
+                    vs_exact.entry(h).or_insert(i);
+                }
+            }
+        }
+        let mut dr_for_host = HashMap::new();
+        let mut mesh_vs_for_host = HashMap::new();
+        for svc in &services {
+            let mut candidates: Vec<usize> =
+                dr_exact.get(&svc.hostname).cloned().unwrap_or_default();
+            candidates.extend(
+                dr_wild
+                    .iter()
+                    .filter(|(h, _)| host_matches(h, &svc.hostname))
+                    .map(|(_, i)| *i),
+            );
+            candidates.sort_unstable();
+            let pick = candidates
+                .iter()
+                .copied()
+                .find(|i| snapshot.destination_rules[*i].meta.namespace == svc.namespace)
+                .or_else(|| candidates.first().copied());
+            if let Some(i) = pick {
+                dr_for_host.entry(svc.hostname.clone()).or_insert(i);
+            }
+            let exact = vs_exact.get(&svc.hostname).copied();
+            let wild = vs_wild
+                .iter()
+                .filter(|(h, _)| host_matches(h, &svc.hostname))
+                .map(|(_, i)| *i)
+                .min();
+            let vs = match (exact, wild) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(i) = vs {
+                mesh_vs_for_host.entry(svc.hostname.clone()).or_insert(i);
+            }
+        }
         PushContext {
             version: snapshot.version,
             snapshot,
             services,
             by_host,
+            dr_for_host,
+            mesh_vs_for_host,
+            outbound: OnceLock::new(),
+            interner: Interner::default(),
         }
     }
 
     /// The DestinationRule for a service host (first by namespace/name, preferring the service's namespace).
     pub fn destination_rule(&self, svc: &Service) -> Option<&Object<net::DestinationRule>> {
-        let mut candidates = self.snapshot.destination_rules.iter().filter(|dr| {
-            host_matches(
-                &resolve_host(&dr.spec.host, &dr.meta.namespace),
-                &svc.hostname,
-            )
-        });
-        let first = candidates.next()?;
-        if first.meta.namespace == svc.namespace {
-            return Some(first);
-        }
-        candidates
-            .find(|dr| dr.meta.namespace == svc.namespace)
-            .or(Some(first))
+        self.dr_for_host
+            .get(&svc.hostname)
+            .and_then(|i| self.snapshot.destination_rules.get(*i))
+    }
+
+    /// The first mesh-bound VirtualService (gateways empty or `mesh`) whose hosts match the service.
+    pub fn mesh_virtual_service(&self, svc: &Service) -> Option<&Object<net::VirtualService>> {
+        self.mesh_vs_for_host
+            .get(&svc.hostname)
+            .and_then(|i| self.snapshot.virtual_services.get(*i))
     }
 }
 

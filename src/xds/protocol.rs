@@ -74,6 +74,8 @@ pub struct Watch {
     /// Last NACK message for this type, cleared by the next ACK.
     pub last_nack: Option<String>,
     pub nacks: u64,
+    /// Nonce of the last response Envoy answered (ACK or NACK).
+    pub nonce_answered: Option<String>,
 }
 
 /// Per-stream protocol state.
@@ -92,6 +94,9 @@ impl AdsState {
             let w = self.watches.entry(req.type_url.to_string()).or_default();
             w.last_nack = Some(msg.to_string());
             w.nacks += 1;
+            if w.nonce_sent.as_deref() == Some(req.nonce) {
+                w.nonce_answered = Some(req.nonce.to_string());
+            }
             return Action::Nack {
                 version: req.version_info.to_string(),
                 nonce: req.nonce.to_string(),
@@ -131,6 +136,7 @@ impl AdsState {
         }
         w.version_acked = Some(req.version_info.to_string());
         w.nonce_acked = Some(req.nonce.to_string());
+        w.nonce_answered = Some(req.nonce.to_string());
         w.last_nack = None;
         if w.always_respond {
             w.always_respond = false;
@@ -174,6 +180,13 @@ impl AdsState {
             return None;
         }
         self.watches.get(type_url).map(|w| &w.names)
+    }
+
+    /// True when Envoy answered (ACK or NACK) the latest response of every type.
+    pub fn answered(&self) -> bool {
+        self.watches
+            .values()
+            .all(|w| w.nonce_sent.is_none() || w.nonce_sent == w.nonce_answered)
     }
 
     /// True when every sent type has been ACKed with its latest nonce.

@@ -525,8 +525,11 @@ impl Connection {
             return Ok(());
         };
         let resources: Vec<_> = match self.state.requested(type_url) {
-            None => all.values().cloned().collect(),
-            Some(names) => names.iter().filter_map(|n| all.get(n).cloned()).collect(),
+            None => all.values().map(|a| (**a).clone()).collect(),
+            Some(names) => names
+                .iter()
+                .filter_map(|n| all.get(n).map(|a| (**a).clone()))
+                .collect(),
         };
         let version = self.version();
         let nonce = self.shared.nonce();

@@ -107,7 +107,13 @@ pub fn sidecar_clusters(
     proxy: &Proxy,
 ) -> (Vec<Cluster>, Vec<ClusterLoadAssignment>) {
     let (mut clusters, endpoints) = outbound_clusters(ctx);
-    clusters.extend(special_clusters());
+    clusters.extend(sidecar_extra_clusters(ctx, proxy));
+    (clusters, endpoints)
+}
+
+/// A sidecar's clusters beyond the outbound ones: special and inbound clusters.
+pub fn sidecar_extra_clusters(ctx: &PushContext, proxy: &Proxy) -> Vec<Cluster> {
+    let mut clusters = special_clusters();
     clusters.push(inbound_passthrough());
     let mut seen = std::collections::BTreeSet::new();
     for (_, port) in inbound_ports(ctx, proxy) {
@@ -125,14 +131,19 @@ pub fn sidecar_clusters(
             ..Default::default()
         });
     }
-    (clusters, endpoints)
+    clusters
 }
 
 /// Clusters for a gateway: every outbound cluster plus the special ones.
 pub fn gateway_clusters(ctx: &PushContext) -> (Vec<Cluster>, Vec<ClusterLoadAssignment>) {
     let (mut clusters, endpoints) = outbound_clusters(ctx);
-    clusters.push(special_clusters().swap_remove(0));
+    clusters.extend(gateway_extra_clusters());
     (clusters, endpoints)
+}
+
+/// A gateway's clusters beyond the outbound ones.
+pub fn gateway_extra_clusters() -> Vec<Cluster> {
+    vec![special_clusters().swap_remove(0)]
 }
 
 /// The proxy's own service ports: (service port, target port) of Services selecting its labels.

@@ -9,7 +9,7 @@ use super::route::{
     default_route, l4_match_applies, tcp_cluster_specifier, virtual_service_routes, Scope,
 };
 use super::util::{ads, boolv, network_filter, socket, u32v};
-use crate::xds::model::{host_matches, resolve_host, PushContext, Service};
+use crate::xds::model::{PushContext, Service};
 use crate::xds::proxy::Proxy;
 use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
 use envoy_types::pb::envoy::config::listener::v3::{
@@ -123,28 +123,15 @@ fn mesh_tcp_route(
         port,
         gateways: &[],
     };
-    for vs in &ctx.snapshot.virtual_services {
-        let mesh_bound =
-            vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh");
-        let ns = &vs.meta.namespace;
-        if !mesh_bound
-            || !vs
-                .spec
-                .hosts
+    let vs = ctx.mesh_virtual_service(svc)?;
+    let ns = &vs.meta.namespace;
+    let r = vs.spec.tcp.iter().find(|r| {
+        r.r#match.is_empty()
+            || r.r#match
                 .iter()
-                .any(|h| host_matches(&resolve_host(h, ns), &svc.hostname))
-        {
-            continue;
-        }
-        let r = vs.spec.tcp.iter().find(|r| {
-            r.r#match.is_empty()
-                || r.r#match
-                    .iter()
-                    .any(|m| l4_match_applies(m.port, &m.gateways, &scope, ns))
-        })?;
-        return tcp_cluster_specifier(&r.route, ns, &scope);
-    }
-    None
+                .any(|m| l4_match_applies(m.port, &m.gateways, &scope, ns))
+    })?;
+    tcp_cluster_specifier(&r.route, ns, &scope)
 }
 
 /// Listeners and RDS route configs for a sidecar.
@@ -236,21 +223,8 @@ fn outbound_route_config(
             continue;
         }
         let mut rs: Vec<Route> = Vec::new();
-        for vs in &ctx.snapshot.virtual_services {
-            let mesh_bound =
-                vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh");
-            if !mesh_bound {
-                continue;
-            }
-            if vs
-                .spec
-                .hosts
-                .iter()
-                .any(|h| host_matches(&resolve_host(h, &vs.meta.namespace), &svc.hostname))
-            {
-                rs.extend(virtual_service_routes(vs, &scope));
-                break;
-            }
+        if let Some(vs) = ctx.mesh_virtual_service(svc) {
+            rs.extend(virtual_service_routes(vs, &scope));
         }
         if rs.is_empty() {
             rs.push(default_route(&cluster_name(

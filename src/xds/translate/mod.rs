@@ -10,15 +10,15 @@ mod listener;
 mod route;
 pub mod util;
 
-use super::model::PushContext;
+use super::model::{PushContext, SharedEncoded};
 use super::proxy::{NodeType, Proxy};
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::google::protobuf::Any;
-use envoy_types::util::pack_any;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub use cluster::{
     cluster_name, BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER,
@@ -33,8 +33,8 @@ pub struct Generated {
     pub routes: Vec<RouteConfiguration>,
 }
 
-/// Encoded resources of one type, by name.
-pub type Encoded = BTreeMap<String, Any>;
+/// Encoded resources of one type, by name (shared allocations).
+pub type Encoded = BTreeMap<String, Arc<Any>>;
 
 /// Encoded resources for one proxy, ready to send.
 #[derive(Debug, Clone, Default)]
@@ -43,8 +43,6 @@ pub struct Resources {
     pub endpoints: Encoded,
     pub listeners: Encoded,
     pub routes: Encoded,
-    /// Typed form, kept for `/debug/config_dump`.
-    pub typed: Generated,
 }
 
 impl Resources {
@@ -86,32 +84,72 @@ pub fn generate(ctx: &PushContext, proxy: &Proxy) -> Generated {
     }
 }
 
-/// Generates and encodes.
+/// Encodes without cloning the message (unlike `pack_any`).
+fn any<T: prost::Message + prost::Name>(m: &T) -> Any {
+    Any {
+        type_url: T::type_url(),
+        value: m.encode_to_vec(),
+    }
+}
+
+fn outbound(ctx: &PushContext) -> &(SharedEncoded, SharedEncoded) {
+    ctx.outbound.get_or_init(|| {
+        let (clusters, endpoints) = cluster::outbound_clusters(ctx);
+        (
+            clusters
+                .iter()
+                .map(|c| (c.name.clone(), ctx.interner.intern(&c.name, any(c))))
+                .collect(),
+            endpoints
+                .iter()
+                .map(|c| {
+                    (
+                        c.cluster_name.clone(),
+                        ctx.interner.intern(&c.cluster_name, any(c)),
+                    )
+                })
+                .collect(),
+        )
+    })
+}
+
+fn encode_all<T: prost::Message + prost::Name>(
+    ctx: &PushContext,
+    items: &[T],
+    name: impl Fn(&T) -> &str,
+) -> Encoded {
+    items
+        .iter()
+        .map(|i| (name(i).to_string(), ctx.interner.intern(name(i), any(i))))
+        .collect()
+}
+
+/// Generates and encodes the resources of `proxy`. Outbound clusters and endpoints are computed once per
+/// push; everything is interned, so overlapping configs share memory.
 pub fn build(ctx: &PushContext, proxy: &Proxy) -> Resources {
-    let g = generate(ctx, proxy);
-    let enc = |v: Vec<(String, Any)>| v.into_iter().collect::<Encoded>();
+    let (shared_clusters, shared_eds) = outbound(ctx);
+    let mut clusters: Encoded = shared_clusters.iter().cloned().collect();
+    let endpoints: Encoded = shared_eds.iter().cloned().collect();
+    let (extra, listeners, routes) = match proxy.node_type {
+        NodeType::Sidecar => {
+            let (l, r) = listener::sidecar_listeners(ctx, proxy);
+            (cluster::sidecar_extra_clusters(ctx, proxy), l, r)
+        }
+        NodeType::Router => {
+            let (l, r) = gateway::gateway_config(ctx, proxy);
+            (cluster::gateway_extra_clusters(), l, r)
+        }
+    };
+    for c in &extra {
+        clusters
+            .entry(c.name.clone())
+            .or_insert_with(|| ctx.interner.intern(&c.name, any(c)));
+    }
     Resources {
-        clusters: enc(g
-            .clusters
-            .iter()
-            .map(|c| (c.name.clone(), pack_any(c.clone())))
-            .collect()),
-        endpoints: enc(g
-            .endpoints
-            .iter()
-            .map(|c| (c.cluster_name.clone(), pack_any(c.clone())))
-            .collect()),
-        listeners: enc(g
-            .listeners
-            .iter()
-            .map(|c| (c.name.clone(), pack_any(c.clone())))
-            .collect()),
-        routes: enc(g
-            .routes
-            .iter()
-            .map(|c| (c.name.clone(), pack_any(c.clone())))
-            .collect()),
-        typed: g,
+        clusters,
+        endpoints,
+        listeners: encode_all(ctx, &listeners, |l| &l.name),
+        routes: encode_all(ctx, &routes, |r| &r.name),
     }
 }
 

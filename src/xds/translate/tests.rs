@@ -94,11 +94,20 @@ fn gateway_layout() {
 #[test]
 fn build_encodes_every_resource() {
     let ctx = PushContext::new(Arc::new(sample_snapshot()));
-    let r = build(
+    let p = proxy(NodeType::Sidecar, "bookinfo", &[("app", "reviews")]);
+    let r = build(&ctx, &p);
+    let g = generate(&ctx, &p);
+    assert_eq!(r.clusters.len(), g.clusters.len());
+    assert_eq!(r.endpoints.len(), g.endpoints.len());
+    assert_eq!(r.listeners.len(), g.listeners.len());
+    // A second proxy of another workload shares the outbound cluster allocations.
+    let r2 = build(
         &ctx,
-        &proxy(NodeType::Sidecar, "bookinfo", &[("app", "reviews")]),
+        &proxy(NodeType::Sidecar, "bookinfo", &[("app", "ratings")]),
     );
-    assert_eq!(r.clusters.len(), r.typed.clusters.len());
+    let name = "outbound|9080||reviews.bookinfo.svc.cluster.local";
+    assert!(Arc::ptr_eq(&r.clusters[name], &r2.clusters[name]));
+    assert!(Arc::ptr_eq(&r.routes["9080"], &r2.routes["9080"]));
     assert!(r
         .of_type(crate::xds::protocol::ROUTE)
         .is_some_and(|m| m.contains_key("9080")));
