@@ -26,6 +26,8 @@ pub struct DiscoveryConfig {
     pub debounce: Debounce,
     /// How often the config directory is polled.
     pub poll_interval: Duration,
+    /// Streams pushing at once (Istio: `min(15 + 5 × cores, 100)`).
+    pub push_concurrency: usize,
 }
 
 impl Default for DiscoveryConfig {
@@ -35,6 +37,9 @@ impl Default for DiscoveryConfig {
             xds_addr: SocketAddr::from(([127, 0, 0, 1], 15010)),
             debounce: Debounce::default(),
             poll_interval: Duration::from_millis(200),
+            push_concurrency: std::thread::available_parallelism()
+                .map(|n| (15 + 5 * n.get()).min(100))
+                .unwrap_or(25),
         }
     }
 }
@@ -125,7 +130,12 @@ impl Discovery {
             metrics.clone(),
             shutdown_rx.clone(),
         );
-        let ads = AdsService::new(push_rx, metrics.clone(), shutdown_rx);
+        let ads = AdsService::new(
+            push_rx,
+            metrics.clone(),
+            shutdown_rx,
+            config.push_concurrency,
+        );
         Ok(Discovery {
             config,
             listener,

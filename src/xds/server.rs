@@ -168,6 +168,7 @@ pub struct Shared {
     shutdown: watch::Receiver<bool>,
     /// Count of translations actually computed (cache misses), for tests and benchmarks.
     pub builds: AtomicU64,
+    push_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
@@ -275,13 +276,17 @@ pub struct AdsService {
 }
 
 impl AdsService {
+    /// `push_concurrency` bounds how many streams push at once (Istio's `PILOT_PUSH_THROTTLE`); a stream
+    /// holds its slot until Envoy answers the push (or 5 s pass), which bounds in-flight memory.
     pub fn new(
         push_rx: watch::Receiver<Arc<Push>>,
         metrics: XdsMetrics,
         shutdown: watch::Receiver<bool>,
+        push_concurrency: usize,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
+                push_permits: Arc::new(tokio::sync::Semaphore::new(push_concurrency.max(1))),
                 metrics,
                 push_rx,
                 cache: Mutex::new(Cache::default()),
@@ -327,7 +332,7 @@ impl AggregatedDiscoveryService for AdsService {
         request: TonicRequest<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
         let input = request.into_inner();
-        let (tx, rx) = mpsc::channel(16);
+        let (tx, rx) = mpsc::channel(4);
         let shared = self.shared.clone();
         let conn_id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
@@ -339,6 +344,8 @@ impl AggregatedDiscoveryService for AdsService {
                 proxy: None,
                 push: shared.current(),
                 pending_convergence: None,
+                permit: None,
+                permit_deadline: Instant::now(),
             };
             conn.run(input).await;
             if conn.proxy.is_some() {
@@ -370,6 +377,9 @@ struct Connection {
     push: Arc<Push>,
     /// Start time of a push whose convergence is not yet recorded.
     pending_convergence: Option<Instant>,
+    /// Push slot held until Envoy answers the push.
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    permit_deadline: Instant,
 }
 
 impl Connection {
@@ -382,7 +392,12 @@ impl Connection {
             return;
         }
         loop {
+            let holding = self.permit.is_some();
+            let deadline = self.permit_deadline;
             tokio::select! {
+                _ = tokio::time::sleep_until(deadline.into()), if holding => {
+                    self.permit = None;
+                }
                 msg = input.message() => match msg {
                     Ok(Some(req)) => {
                         if self.on_request(req).await.is_err() {
@@ -398,8 +413,22 @@ impl Connection {
                 r = push_rx.changed() => {
                     if r.is_err() { break }
                     self.push = push_rx.borrow_and_update().clone();
-                    if self.proxy.is_some() && self.push_all().await.is_err() {
-                        break;
+                    if self.proxy.is_some() {
+                        if self.permit.is_none() {
+                            match self.shared.push_permits.clone().acquire_owned().await {
+                                Ok(p) => self.permit = Some(p),
+                                Err(_) => break,
+                            }
+                            // The wait may have outlived this push; send the latest.
+                            self.push = push_rx.borrow_and_update().clone();
+                        }
+                        self.permit_deadline = Instant::now() + Duration::from_secs(5);
+                        if self.push_all().await.is_err() {
+                            break;
+                        }
+                        if self.state.answered() {
+                            self.permit = None;
+                        }
                     }
                 }
                 _ = shutdown.changed() => break,
@@ -462,6 +491,13 @@ impl Connection {
         match action {
             Action::Respond => {
                 tracing::debug!(conn = self.conn_id, r#type = short, "request");
+                if self.permit.is_none() {
+                    match self.shared.push_permits.clone().acquire_owned().await {
+                        Ok(p) => self.permit = Some(p),
+                        Err(_) => return Err(()),
+                    }
+                }
+                self.permit_deadline = Instant::now() + Duration::from_secs(5);
                 self.send(&req.type_url).await?;
             }
             Action::Unknown => {
@@ -490,6 +526,9 @@ impl Connection {
                 tracing::trace!(conn = self.conn_id, r#type = short, "ack");
             }
             Action::Stale | Action::Unsubscribe => {}
+        }
+        if self.permit.is_some() && self.state.answered() {
+            self.permit = None;
         }
         self.update_info();
         Ok(())
