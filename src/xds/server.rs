@@ -628,3 +628,53 @@ impl Connection {
             .collect();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(v: u64) -> Arc<Snapshot> {
+        Arc::new(Snapshot {
+            version: v,
+            ..Default::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn debounce_waits_for_quiet_and_caps_at_max() {
+        let (tx, rx) = watch::channel(snap(1));
+        let (_stop_tx, stop_rx) = watch::channel(false);
+        let d = Debounce {
+            after: Duration::from_millis(100),
+            max: Duration::from_millis(400),
+        };
+        let (mut push_rx, task) = debouncer(rx, d, XdsMetrics::default(), stop_rx);
+        push_rx.borrow_and_update();
+        // Quiet case: one change, pushed about `after` later.
+        let t = Instant::now();
+        tx.send_replace(snap(2));
+        push_rx.changed().await.expect("push");
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_millis(90) && took < Duration::from_millis(400),
+            "{took:?}"
+        );
+        assert_eq!(push_rx.borrow_and_update().ctx.version, 2);
+        // Constant changes every 30 ms: the push still happens by `max`.
+        let t = Instant::now();
+        let feeder = tokio::spawn(async move {
+            for v in 3..40 {
+                tx.send_replace(snap(v));
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        });
+        push_rx.changed().await.expect("push");
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_millis(350) && took < Duration::from_millis(900),
+            "{took:?}"
+        );
+        feeder.abort();
+        task.abort();
+    }
+}
