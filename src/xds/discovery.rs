@@ -8,7 +8,6 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -204,10 +203,7 @@ impl Discovery {
         let result = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .add_service(
-                AggregatedDiscoveryServiceServer::new(ads.clone())
-                    .max_decoding_message_size(64 << 20),
-            )
+            .add_service(super::grpc::AdsGrpc { ads: ads.clone() })
             .serve_with_incoming_shutdown(incoming, async move {
                 stop_signal.await;
             })

@@ -3,6 +3,7 @@
 
 pub mod bootstrap;
 pub mod discovery;
+pub mod grpc;
 pub mod model;
 pub mod protocol;
 pub mod proxy;

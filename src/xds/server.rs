@@ -7,23 +7,18 @@ use super::proxy::{NodeType, Proxy, ProxyKey};
 use super::translate::{self, Resources};
 use crate::store::Snapshot;
 use envoy_types::pb::envoy::config::core::v3::ControlPlane;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-};
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request as TonicRequest, Response, Status, Streaming};
+use tonic::{Status, Streaming};
 
 type Labels = Vec<(String, String)>;
 
@@ -317,22 +312,18 @@ impl AdsService {
     }
 }
 
-type ResponseStream =
-    Pin<Box<dyn tokio_stream::Stream<Item = Result<DiscoveryResponse, Status>> + Send>>;
-type DeltaStream =
-    Pin<Box<dyn tokio_stream::Stream<Item = Result<DeltaDiscoveryResponse, Status>> + Send>>;
+/// What a stream task hands to the HTTP body: encoded gRPC message chunks or a final status.
+#[derive(Debug)]
+pub enum Out {
+    /// Bytes of the gRPC framing (length-prefixed messages, possibly split across chunks).
+    Data(bytes::Bytes),
+    /// End the stream with this status.
+    Error(Status),
+}
 
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for AdsService {
-    type StreamAggregatedResourcesStream = ResponseStream;
-    type DeltaAggregatedResourcesStream = DeltaStream;
-
-    async fn stream_aggregated_resources(
-        &self,
-        request: TonicRequest<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        let input = request.into_inner();
-        let (tx, rx) = mpsc::channel(4);
+impl AdsService {
+    /// Starts the task of one ADS stream; its output goes to `tx`.
+    pub fn spawn_stream(&self, input: Streaming<DiscoveryRequest>, tx: mpsc::Sender<Out>) {
         let shared = self.shared.clone();
         let conn_id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
@@ -355,23 +346,28 @@ impl AggregatedDiscoveryService for AdsService {
                 c.remove(&conn_id);
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+}
 
-    async fn delta_aggregated_resources(
-        &self,
-        _request: TonicRequest<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Err(Status::unimplemented(
-            "meshd serves state-of-the-world ADS only; use api_type GRPC",
-        ))
-    }
+/// gRPC framing of a `DiscoveryResponse` whose `resources` field (2) is already encoded: the small fields
+/// are encoded here, the shared resource bytes are appended as-is (protobuf fields may come in any order).
+fn frame(head: &DiscoveryResponse, resources: &bytes::Bytes) -> (bytes::Bytes, bytes::Bytes) {
+    use bytes::BufMut;
+    use prost::Message;
+    let prefix_len = head.encoded_len();
+    let total = prefix_len + resources.len();
+    let mut buf = bytes::BytesMut::with_capacity(5 + prefix_len);
+    buf.put_u8(0);
+    buf.put_u32(u32::try_from(total).unwrap_or(u32::MAX));
+    // Encoding into a BytesMut with enough capacity cannot fail.
+    let _ = head.encode(&mut buf);
+    (buf.freeze(), resources.clone())
 }
 
 struct Connection {
     shared: Arc<Shared>,
     conn_id: u64,
-    tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
+    tx: mpsc::Sender<Out>,
     state: AdsState,
     proxy: Option<Proxy>,
     push: Arc<Push>,
@@ -473,7 +469,7 @@ impl Connection {
                     tracing::warn!(conn = self.conn_id, error = %e, "rejecting ADS stream");
                     let _ = self
                         .tx
-                        .send(Err(Status::invalid_argument(e.to_string())))
+                        .send(Out::Error(Status::invalid_argument(e.to_string())))
                         .await;
                     return Err(());
                 }
@@ -507,7 +503,8 @@ impl Connection {
                     nonce: self.shared.nonce(),
                     ..Default::default()
                 };
-                self.tx.send(Ok(resp)).await.map_err(|_| ())?;
+                let (head, _) = frame(&resp, &bytes::Bytes::new());
+                self.tx.send(Out::Data(head)).await.map_err(|_| ())?;
             }
             Action::Nack {
                 version,
@@ -560,22 +557,14 @@ impl Connection {
         let started = Instant::now();
         let ctx = self.push.ctx.clone();
         let res = self.shared.resources(&ctx, &proxy);
-        let Some(all) = res.of_type(type_url) else {
+        let Some(body) = res.response_body(type_url, self.state.requested(type_url)) else {
             return Ok(());
-        };
-        let resources: Vec<_> = match self.state.requested(type_url) {
-            None => all.values().map(|a| (**a).clone()).collect(),
-            Some(names) => names
-                .iter()
-                .filter_map(|n| all.get(n).map(|a| (**a).clone()))
-                .collect(),
         };
         let version = self.version();
         let nonce = self.shared.nonce();
-        let bytes: usize = resources.iter().map(|a| a.value.len()).sum();
-        let resp = DiscoveryResponse {
+        let bytes = body.len();
+        let head = DiscoveryResponse {
             version_info: version.clone(),
-            resources,
             type_url: type_url.to_string(),
             nonce: nonce.clone(),
             control_plane: Some(ControlPlane {
@@ -583,7 +572,11 @@ impl Connection {
             }),
             ..Default::default()
         };
-        self.tx.send(Ok(resp)).await.map_err(|_| ())?;
+        let (prefix, resources) = frame(&head, &body);
+        self.tx.send(Out::Data(prefix)).await.map_err(|_| ())?;
+        if !resources.is_empty() {
+            self.tx.send(Out::Data(resources)).await.map_err(|_| ())?;
+        }
         self.state.on_sent(type_url, &version, &nonce);
         let labels = vec![(
             "type".to_string(),

@@ -37,15 +37,55 @@ pub struct Generated {
 pub type Encoded = BTreeMap<String, Arc<Any>>;
 
 /// Encoded resources for one proxy, ready to send.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Resources {
     pub clusters: Encoded,
     pub endpoints: Encoded,
     pub listeners: Encoded,
     pub routes: Encoded,
+    /// Encoded `DiscoveryResponse.resources` fields by (type, requested names), shared by every stream
+    /// with the same resources.
+    bodies: std::sync::Mutex<std::collections::HashMap<(String, u64), bytes::Bytes>>,
 }
 
 impl Resources {
+    /// The encoded `resources` field (number 2 of `DiscoveryResponse`) for `type_url`, with all
+    /// resources (`names == None`, wildcard) or the requested ones. Computed once and shared.
+    pub fn response_body(
+        &self,
+        type_url: &str,
+        names: Option<&std::collections::BTreeSet<String>>,
+    ) -> Option<bytes::Bytes> {
+        use std::hash::{Hash, Hasher};
+        let all = self.of_type(type_url)?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        names.hash(&mut h);
+        let key = (type_url.to_string(), h.finish());
+        if let Some(b) = self.bodies.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Some(b);
+        }
+        let selected: Vec<&Arc<Any>> = match names {
+            None => all.values().collect(),
+            Some(names) => names.iter().filter_map(|n| all.get(n)).collect(),
+        };
+        let len: usize = selected
+            .iter()
+            .map(|a| prost::encoding::message::encoded_len(2, a.as_ref()))
+            .sum();
+        let mut buf = bytes::BytesMut::with_capacity(len);
+        for a in selected {
+            prost::encoding::message::encode(2, a.as_ref(), &mut buf);
+        }
+        let body = buf.freeze();
+        if let Ok(mut m) = self.bodies.lock() {
+            if m.len() > 64 {
+                m.clear();
+            }
+            m.insert(key, body.clone());
+        }
+        Some(body)
+    }
+
     /// Resources of one xDS type URL.
     pub fn of_type(&self, type_url: &str) -> Option<&Encoded> {
         match type_url {
@@ -150,6 +190,7 @@ pub fn build(ctx: &PushContext, proxy: &Proxy) -> Resources {
         endpoints,
         listeners: encode_all(ctx, &listeners, |l| &l.name),
         routes: encode_all(ctx, &routes, |r| &r.name),
+        bodies: Default::default(),
     }
 }
 
