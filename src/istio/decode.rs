@@ -53,6 +53,9 @@ pub struct Decoder {
     pub strict: bool,
     /// Errors, each `path: message`, in document order.
     pub errors: Vec<String>,
+    /// Field names written in proto (snake_case) spelling, as (JSON name, spelling used), so
+    /// that messages can name fields the way the user wrote them.
+    pub aliases: Vec<(String, String)>,
 }
 
 impl Decoder {
@@ -61,12 +64,24 @@ impl Decoder {
         Decoder {
             strict,
             errors: Vec::new(),
+            aliases: Vec::new(),
         }
     }
 
     /// Records an error at `path`.
     pub fn err(&mut self, path: &Path<'_>, msg: impl fmt::Display) {
         self.errors.push(format!("{path}: {msg}"));
+    }
+
+    /// Notes that `key` (a proto-style spelling of `field`) was used.
+    pub fn note_alias(&mut self, field: &str, key: &str) {
+        if !key.contains('_') {
+            return;
+        }
+        let json = json_name(field);
+        if json != key && !self.aliases.iter().any(|(j, k)| *j == json && k == key) {
+            self.aliases.push((json, key.to_string()));
+        }
     }
 
     /// Records an unknown field (strict mode only).
@@ -332,6 +347,24 @@ impl Decode for Value {
     }
 }
 
+/// protoc's JSON name of a proto field name (`per_try_timeout` -> `perTryTimeout`).
+pub fn json_name(field: &str) -> String {
+    let field = field.strip_prefix("r#").unwrap_or(field);
+    let mut out = String::with_capacity(field.len());
+    let mut upper = false;
+    for c in field.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Whether a JSON key names the proto field `field` (its snake_case proto name or lowerCamel JSON name).
 pub fn name_matches(key: &str, field: &str) -> bool {
     let field = field.strip_prefix("r#").unwrap_or(field);
@@ -383,6 +416,7 @@ macro_rules! message {
                     let fp = p.field(k);
                     $(
                         if $crate::istio::decode::name_matches(k, stringify!($field)) {
+                            d.note_alias(stringify!($field), k);
                             out.$field = $crate::istio::decode::FieldValue::from_field(val, &fp, d);
                             continue;
                         }

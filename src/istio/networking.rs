@@ -201,6 +201,7 @@ message! {
     pub struct L4MatchAttributes {
         destination_subnets: Vec<String>,
         port: u32,
+        source_subnet: String,
         source_labels: StringMap,
         gateways: Vec<String>,
         source_namespace: String,
@@ -427,6 +428,7 @@ message! {
     pub struct RetryBudget {
         percent: Option<f64>,
         min_retry_concurrency: u32,
+        budget_interval: Option<Duration>,
     }
 }
 
@@ -544,14 +546,12 @@ message! {
 }
 
 message! {
-    /// `ZoneAwareLbSetting`
+    /// `ZoneAwareLoadBalancerSetting`
     pub struct ZoneAwareLbSetting {
         enabled: Option<bool>,
         failover: Vec<LocalityFailover>,
         failover_priority: Vec<String>,
-        force_local_zone: Option<bool>,
         min_cluster_size: Option<u64>,
-        routing_enabled: Option<f64>,
     }
 }
 
@@ -627,6 +627,7 @@ message! {
         base_ejection_time: Option<Duration>,
         max_ejection_percent: i32,
         min_health_percent: i32,
+        outlier_detection_http_error_codes: Vec<u32>,
     }
 }
 
@@ -721,6 +722,7 @@ message! {
         ca_crl: String,
         credential_name: String,
         credential_names: Vec<String>,
+        ca_cert_credential_name: String,
         tls_certificates: Vec<TlsCertificate>,
         subject_alt_names: Vec<String>,
         verify_certificate_spki: Vec<String>,
@@ -728,6 +730,7 @@ message! {
         min_protocol_version: TlsProtocol,
         max_protocol_version: TlsProtocol,
         cipher_suites: Vec<String>,
+        insecure_skip_verify: Option<bool>,
     }
 }
 

@@ -146,6 +146,8 @@ impl Metadata {
 }
 
 /// A typed spec of one of the modeled kinds.
+// Specs are decoded one at a time and moved rarely; boxing would only add indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Spec {
     /// VirtualService

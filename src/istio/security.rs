@@ -114,6 +114,8 @@ message! {
         not_ip_blocks: Vec<String>,
         remote_ip_blocks: Vec<String>,
         not_remote_ip_blocks: Vec<String>,
+        trust_domains: Vec<String>,
+        not_trust_domains: Vec<String>,
     }
 }
 
@@ -166,6 +168,7 @@ message! {
         forward_original_token: bool,
         output_claim_to_headers: Vec<ClaimToHeader>,
         timeout: Option<Duration>,
+        space_delimited_claims: Vec<String>,
     }
 }
 

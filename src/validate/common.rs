@@ -17,6 +17,9 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// Text put before every error message (AuthorizationPolicy's `invalid policy name.ns: `).
     pub error_prefix: Option<String>,
+    /// (JSON name, spelling used) for fields the object wrote in proto (snake_case) spelling:
+    /// paths in messages use the user's spelling.
+    pub aliases: Vec<(String, String)>,
     regex_cache: HashMap<String, Result<(), String>>,
 }
 
@@ -28,6 +31,7 @@ impl Report {
             errors: Vec::new(),
             warnings: Vec::new(),
             error_prefix: None,
+            aliases: Vec::new(),
             regex_cache: HashMap::new(),
         }
     }
@@ -35,8 +39,9 @@ impl Report {
     /// Records an error at `path`.
     pub fn err(&mut self, p: &Path<'_>, msg: impl fmt::Display) {
         let pre = self.error_prefix.as_deref().unwrap_or("");
+        let path = self.path_text(p);
         self.errors
-            .push(format!("{}: {p}: {pre}{msg}", self.prefix));
+            .push(format!("{}: {path}: {pre}{msg}", self.prefix));
     }
 
     /// Records an error that has its own (already qualified) text.
@@ -46,7 +51,30 @@ impl Report {
 
     /// Records a warning at `path`.
     pub fn warn(&mut self, p: &Path<'_>, msg: impl fmt::Display) {
-        self.warnings.push(format!("{}: {p}: {msg}", self.prefix));
+        let path = self.path_text(p);
+        self.warnings
+            .push(format!("{}: {path}: {msg}", self.prefix));
+    }
+
+    /// Renders a path, with fields in the spelling the object used.
+    fn path_text(&self, p: &Path<'_>) -> String {
+        let mut text = p.to_string();
+        for (json, used) in &self.aliases {
+            let needle = format!(".{json}");
+            let mut out = String::with_capacity(text.len());
+            let mut rest = text.as_str();
+            while let Some(pos) = rest.find(&needle) {
+                let after = &rest[pos + needle.len()..];
+                let boundary = after.is_empty() || after.starts_with(['.', '[']);
+                out.push_str(&rest[..pos]);
+                out.push('.');
+                out.push_str(if boundary { used } else { json });
+                rest = after;
+            }
+            out.push_str(rest);
+            text = out;
+        }
+        text
     }
 
     /// Validates a regex once per validation (cached by pattern); see [`check_regex`].
@@ -98,9 +126,17 @@ pub fn check_regex(pattern: &str) -> Result<(), String> {
             ));
         }
     }
-    regex::RegexBuilder::new(pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
+    // Compile the NFA only (what every engine is built from): this is where size limits apply;
+    // building the DFAs a matcher would also build costs far more and checks nothing more.
+    let config = regex_automata::meta::Config::new()
+        .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
+        .dfa(false)
+        .hybrid(false)
+        .onepass(false)
+        .backtrack(false);
+    regex_automata::meta::Regex::builder()
+        .configure(config)
+        .build(pattern)
         .map(|_| ())
         .map_err(|e| format!("error parsing regexp: {}; {RE2}", one_line(&e.to_string())))
 }
@@ -151,12 +187,12 @@ pub fn is_dns_label(s: &str) -> bool {
         && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
 }
 
-/// A lower-case RFC 1123 label (namespaces, subset and port names).
+/// An RFC 1123 label as Istio checks it (`labels.IsDNS1123Label`: upper case allowed).
 pub fn is_dns1123_label(s: &str) -> bool {
-    is_dns_label(s) && !s.bytes().any(|c| c.is_ascii_uppercase())
+    is_dns_label(s)
 }
 
-/// A lower-case RFC 1123 subdomain.
+/// Dot-separated RFC 1123 labels, at most 253 characters.
 pub fn is_dns1123_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
 }
@@ -177,13 +213,13 @@ fn is_wildcard_label(s: &str) -> bool {
     }
 }
 
-fn check_dns_labels(whole: &str, domain: &str) -> Result<(), String> {
+fn check_dns_labels(_whole: &str, domain: &str) -> Result<(), String> {
     let labels: Vec<&str> = domain.split('.').collect();
     let n = labels.len();
     let tld = labels.last().copied().unwrap_or("");
     if !tld.is_empty() && tld.parse::<i64>().is_ok() {
         return Err(format!(
-            "domain name {whole:?} invalid (top level domain {tld:?} cannot be all-numeric)"
+            "domain name {domain:?} invalid (top level domain {tld:?} cannot be all-numeric)"
         ));
     }
     for (i, l) in labels.iter().enumerate() {
@@ -359,9 +395,16 @@ pub fn is_label_key(k: &str) -> bool {
     }
 }
 
-/// A Kubernetes label value: empty or a qualified name part.
+/// A Kubernetes label value as Istio checks it: empty or a qualified name (no length limit).
 pub fn is_label_value(v: &str) -> bool {
-    v.is_empty() || is_qualified_name_part(v)
+    if v.is_empty() {
+        return true;
+    }
+    let b = v.as_bytes();
+    b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 /// Validates a label map (`invalid tag key` / `invalid tag value`).
@@ -377,17 +420,14 @@ pub fn check_labels(r: &mut Report, p: &Path<'_>, labels: &BTreeMap<String, Stri
     }
 }
 
-/// Workload selector labels: no empty key and no `*`; an empty map is a warning with `empty_warning`.
+/// Workload selector labels (Istio's `validateWorkloadSelector`): no empty key and no `*` in a
+/// key or value; an empty map is a warning with `empty_warning`.
 pub fn check_selector_labels(
     r: &mut Report,
     p: &Path<'_>,
     labels: &BTreeMap<String, String>,
     empty_warning: &str,
 ) {
-    if labels.is_empty() {
-        r.warn(p, empty_warning);
-        return;
-    }
     for (k, v) in labels {
         let kp = p.key(k);
         if k.is_empty() {
@@ -395,21 +435,16 @@ pub fn check_selector_labels(
                 &kp,
                 format!("empty key is not supported in selector: \"={v}\""),
             );
-            continue;
         }
         if k.contains('*') || v.contains('*') {
             r.err(
                 &kp,
                 format!("wildcard is not supported in selector: \"{k}={v}\""),
             );
-            continue;
         }
-        if !is_label_key(k) {
-            r.err(&kp, format!("invalid tag key: {k:?}"));
-        }
-        if !is_label_value(v) {
-            r.err(&kp, format!("invalid tag value: {v:?}"));
-        }
+    }
+    if labels.is_empty() {
+        r.warn(p, empty_warning);
     }
 }
 
@@ -425,12 +460,12 @@ pub fn check_export_to(
     if export_to.is_empty() {
         return;
     }
-    let mut seen: Vec<&str> = Vec::new();
+    let mut set: Vec<&str> = Vec::new();
     for (i, e) in export_to.iter().enumerate() {
         let ip = p.index(i);
         let key: &str = if e == "." { namespace } else { e };
-        if seen.contains(&key) {
-            if key != e || (key == namespace && export_to.iter().any(|x| x == ".")) {
+        if set.contains(&key) {
+            if key != e {
                 r.err(
                     &ip,
                     format!("duplicate entries in exportTo: . and current namespace {namespace}"),
@@ -440,45 +475,48 @@ pub fn check_export_to(
             }
             continue;
         }
-        if dr_with_selector && e != "." && e != namespace {
-            r.err(
-                &ip,
-                format!(
-                    "destination rule with workload selector cannot have exportTo beyond current namespace (got {e:?})"
-                ),
-            );
+        if service_entry && e == "~" {
+            set.push(key);
+            continue;
         }
-        if key == "~" {
-            if !service_entry {
-                r.err(
-                    &ip,
-                    "exportTo ~ (none) is not allowed for Istio configuration objects",
-                );
-            }
-        } else if key != "*" && key != "." && !is_dns1123_label(key) {
-            r.err(
+        match key {
+            "." | "*" => set.push(key),
+            "~" => r.err(
+                &ip,
+                "exportTo ~ (none) is not allowed for Istio configuration objects",
+            ),
+            k if is_dns1123_label(k) => set.push(key),
+            _ => r.err(
                 &ip,
                 format!(
                     "only .,*, or a valid DNS 1123 label is allowed as exportTo entry (got {e:?})"
                 ),
+            ),
+        }
+    }
+    if dr_with_selector && !set.is_empty() {
+        if set.contains(&namespace) {
+            if set.len() > 1 {
+                r.err(
+                    p,
+                    "destination rule with workload selector cannot have multiple entries in exportTo",
+                );
+            }
+        } else {
+            r.err(
+                p,
+                "destination rule with workload selector cannot have exportTo beyond current namespace",
             );
         }
-        seen.push(key);
     }
-    if seen.contains(&"*") && seen.len() > 1 {
+    if set.contains(&"*") && export_to.len() > 1 {
         r.err(
             p,
             "cannot have both public (*) and non-public exportTo values for a resource",
         );
     }
-    if service_entry && seen.contains(&"~") && seen.len() > 1 {
+    if set.contains(&"~") && export_to.len() > 1 {
         r.err(p, "cannot export service entry to no one (~) and someone");
-    }
-    if dr_with_selector && export_to.len() > 1 {
-        r.err(
-            p,
-            "destination rule with workload selector cannot have multiple entries in exportTo",
-        );
     }
 }
 
@@ -581,84 +619,123 @@ pub fn validate_match_header_name(name: &str) -> Result<(), String> {
     Err(format!("header name {name} is not a valid header name"))
 }
 
-/// Envoy header value syntax: no control characters but TAB; `%VAR%` expressions well formed.
+/// Istio's `ValidateHTTPHeaderValue`: no control characters but TAB, and Envoy's `%VAR%` /
+/// `%VAR(["a","b"])%` substitution syntax well formed (`%%` escapes a percent sign).
 pub fn validate_header_value(v: &str) -> Result<(), String> {
-    if v.chars().any(|c| c.is_control() && c != '\t') {
-        return Err(format!(
-            "header value configuration: invalid header value {v:?}: control characters are not allowed"
-        ));
+    if v.chars().any(|c| (c < ' ' && c != '\t') || c == '\u{7f}') {
+        return Err(format!("header value configuration {v} is invalid"));
     }
+    envoy_header_syntax(v)
+        .map_err(|e| format!("header value configuration: invalid header configuration. {e}"))
+}
+
+/// The states of Envoy's header value parser.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HvState {
+    Literal,
+    VariableName,
+    ExpectArray,
+    ExpectString,
+    InString,
+    ExpectDelimiterOrEnd,
+    ExpectArgsEnd,
+    ExpectVariableEnd,
+}
+
+fn envoy_header_syntax(v: &str) -> Result<(), String> {
+    use HvState::*;
     let b = v.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] != b'%' {
-            i += 1;
-            continue;
-        }
-        if i + 1 < b.len() && b[i + 1] == b'%' {
-            i += 2;
-            continue;
-        }
-        // A variable expression: NAME, optional (args), then '%'.
-        let start = i;
-        let mut j = i + 1;
-        while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
-            j += 1;
-        }
-        if j == i + 1 {
-            return Err(format!(
-                "header value configuration: invalid header configuration. Un-escaped % at position {start} in {v:?}"
-            ));
-        }
-        if j < b.len() && b[j] == b'(' {
-            match v[j..].find(")%") {
-                Some(off) => {
-                    i = j + off + 2;
-                    continue;
+    let mut state = Literal;
+    let mut pos = 0;
+    while pos < b.len() {
+        let ch = b[pos];
+        let has_next = pos + 1 < b.len();
+        match state {
+            Literal => {
+                if ch == b'%' {
+                    if !has_next {
+                        return Err("Un-escaped %".to_string());
+                    }
+                    if b[pos + 1] == b'%' {
+                        pos += 1;
+                    } else {
+                        state = VariableName;
+                    }
                 }
-                None => {
-                    return Err(format!(
-                        "header value configuration: invalid header configuration. Un-terminated variable expression '{}'",
-                        &v[start..]
-                    ))
+            }
+            VariableName => {
+                if ch == b'%' {
+                    state = Literal;
+                } else if ch == b'(' {
+                    state = ExpectArray;
+                }
+            }
+            ExpectArray => {
+                if ch == b'[' {
+                    state = ExpectString;
+                } else if ch != b' ' {
+                    state = InString;
+                }
+            }
+            ExpectDelimiterOrEnd => match ch {
+                b',' => state = ExpectString,
+                b']' => state = ExpectArgsEnd,
+                b' ' => {}
+                _ => return Err("Expecting ',', ']', or whitespace".to_string()),
+            },
+            ExpectString => {
+                if ch == b'"' {
+                    state = InString;
+                } else if ch != b' ' {
+                    return Err("Expecting '\"'".to_string());
+                }
+            }
+            InString => {
+                if ch == b'\\' {
+                    if !has_next {
+                        return Err("Un-terminated backslash in JSON string".to_string());
+                    }
+                    pos += 1;
+                } else if ch == b')' {
+                    state = ExpectVariableEnd;
+                } else if ch == b'"' {
+                    state = ExpectDelimiterOrEnd;
+                }
+            }
+            ExpectArgsEnd => {
+                if ch == b')' {
+                    state = ExpectVariableEnd;
+                } else if ch != b' ' {
+                    return Err("Expecting ')' or whitespace after the arguments".to_string());
+                }
+            }
+            ExpectVariableEnd => {
+                if ch == b'%' {
+                    state = Literal;
+                } else if ch != b' ' {
+                    return Err("Expecting '%' or whitespace after the arguments".to_string());
                 }
             }
         }
-        if j >= b.len() {
-            return Err(format!(
-                "header value configuration: invalid header configuration. Un-terminated variable expression '{}'",
-                &v[start..]
-            ));
-        }
-        if b[j] != b'%' {
-            return Err(format!(
-                "header value configuration: invalid header configuration. Un-escaped % at position {start} in {v:?}"
-            ));
-        }
-        i = j + 1;
+        pos += 1;
+    }
+    if state != Literal {
+        return Err(format!("Un-terminated variable expression '{v}'"));
     }
     Ok(())
 }
 
 // ---------------------------------------------------------------- gateways
 
-/// A gateway reference in a VirtualService (`ns/name`, or a legacy name without `/`).
+/// Gateway references in a VirtualService (`ns/name`, or a legacy name without `/`).
 /// Unlike Istio, every entry is checked (Istio stops at the first entry without `/`).
 pub fn check_gateway_names(r: &mut Report, p: &Path<'_>, gateways: &[String]) {
     for (i, g) in gateways.iter().enumerate() {
         let gp = p.index(i);
         match g.split_once('/') {
             Some((ns, name)) => {
-                if name.contains('/') {
-                    r.err(&gp, format!("invalid value for gateway name: {g:?}"));
-                    continue;
-                }
                 if ns.is_empty() || name.is_empty() {
-                    r.err(
-                        &gp,
-                        format!("config namespace and gateway name cannot be empty (got {g:?})"),
-                    );
-                    continue;
+                    r.err(&gp, "config namespace and gateway name cannot be empty");
                 }
                 if !is_dns1123_label(ns) {
                     r.err(&gp, format!("invalid value for namespace: {ns:?}"));
@@ -668,21 +745,19 @@ pub fn check_gateway_names(r: &mut Report, p: &Path<'_>, gateways: &[String]) {
                 }
             }
             None => {
-                if g == "mesh" {
-                    continue;
-                }
-                if let Err(e) = validate_fqdn(g) {
-                    r.err(&gp, format!("invalid gateway name {g:?}: {e}"));
-                    continue;
-                }
-                if let Some((name, ns)) = g.split_once('.') {
-                    let ns = ns.split('.').next().unwrap_or(ns);
+                if g.contains('.') {
+                    let mut parts = g.split('.');
+                    let name = parts.next().unwrap_or("");
+                    let ns = parts.next().unwrap_or("");
                     r.warn(
                         &gp,
                         format!(
                             "using legacy gatewayName format {g:?}; prefer the <namespace>/<name> format: \"{ns}/{name}\""
                         ),
                     );
+                }
+                if let Err(e) = validate_fqdn(g) {
+                    r.err(&gp, format!("invalid gateway name {g:?}: {e}"));
                 }
             }
         }
@@ -753,6 +828,9 @@ mod tests {
             .unwrap_err()
             .contains("Un-terminated variable expression"));
         assert!(validate_header_value("100% off")
+            .unwrap_err()
+            .contains("Un-terminated variable expression"));
+        assert!(validate_header_value("100%")
             .unwrap_err()
             .contains("Un-escaped %"));
         assert!(validate_header_value("a\nb").is_err());

@@ -2,10 +2,12 @@
 //! traffic policy checks (connection pool, outlier detection, load balancer and locality,
 //! client TLS, port-level settings, tunnel, proxy protocol) that Sidecar also reuses.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use super::common::*;
 use crate::istio::networking::*;
 use crate::istio::object::Metadata;
-use crate::istio::Path;
+use crate::istio::{Duration, Path};
 
 const TOPOLOGY_LABELS: [&str; 3] = [
     "topology.kubernetes.io/region",
@@ -72,12 +74,14 @@ pub fn validate_traffic_policy(r: &mut Report, meta: &Metadata, tp: &TrafficPoli
         && tp.retry_budget.is_none()
     {
         r.err(p, "traffic policy must have at least one field");
+        return;
     }
     if tp.tunnel.is_some() && tp.proxy_protocol.is_some() {
         r.err(
             &p.field("proxyProtocol"),
             "tunnel and proxyProtocol must not be set together",
         );
+        return;
     }
     if let Some(od) = &tp.outlier_detection {
         validate_outlier_detection(r, od, &p.field("outlierDetection"));
@@ -102,13 +106,8 @@ pub fn validate_traffic_policy(r: &mut Report, meta: &Metadata, tp: &TrafficPoli
     }
     for (i, pl) in tp.port_level_settings.iter().enumerate() {
         let ip = pp.index(i);
-        match &pl.port {
-            None => r.err(&ip.field("port"), "portTrafficPolicy must have valid port"),
-            Some(port) => {
-                if let Err(e) = validate_port(port.number) {
-                    r.err(&ip.field("port").field("number"), e);
-                }
-            }
+        if pl.port.is_none() {
+            r.err(&ip.field("port"), "portTrafficPolicy must have valid port");
         }
         if pl.outlier_detection.is_none()
             && pl.connection_pool.is_none()
@@ -172,6 +171,11 @@ pub fn validate_traffic_policy(r: &mut Report, meta: &Metadata, tp: &TrafficPoli
         }
     }
     if let Some(rb) = &tp.retry_budget {
+        check_duration(
+            r,
+            &p.field("retryBudget").field("budgetInterval"),
+            &rb.budget_interval,
+        );
         if let Some(pct) = rb.percent {
             if !(0.0..=100.0).contains(&pct) {
                 r.err(
@@ -193,12 +197,6 @@ pub fn validate_outlier_detection(r: &mut Report, od: &OutlierDetection, p: &Pat
             "outlier detection consecutive errors is deprecated, use consecutiveGatewayErrors or consecutive5xxErrors instead",
         );
     }
-    if od.consecutive_errors < 0 {
-        r.err(
-            &p.field("consecutiveErrors"),
-            "outlier detection consecutive errors cannot be negative",
-        );
-    }
     if !od.split_external_local_origin_errors
         && od.consecutive_local_origin_failures.unwrap_or(0) > 0
     {
@@ -213,12 +211,22 @@ pub fn validate_outlier_detection(r: &mut Report, od: &OutlierDetection, p: &Pat
     if let Err(e) = validate_percent(i64::from(od.min_health_percent)) {
         r.err(&p.field("minHealthPercent"), e);
     }
+    let cp = p.field("outlierDetectionHttpErrorCodes");
+    for (i, c) in od.outlier_detection_http_error_codes.iter().enumerate() {
+        if !(100..=599).contains(c) {
+            r.err(
+                &cp.index(i),
+                format!("HTTP error code {c} must be in range 100..599"),
+            );
+        }
+    }
 }
 
 /// Istio's `validateConnectionPool`.
 pub fn validate_connection_pool(r: &mut Report, cp: &ConnectionPoolSettings, p: &Path<'_>) {
     if cp.http.is_none() && cp.tcp.is_none() {
         r.err(p, "connection pool must have at least one field");
+        return;
     }
     if let Some(h) = &cp.http {
         let hp = p.field("http");
@@ -291,7 +299,8 @@ pub fn validate_connection_pool(r: &mut Report, cp: &ConnectionPoolSettings, p: 
             &t.max_connection_duration,
         );
         if let Some(it) = &t.idle_timeout {
-            if it.nanos != 0 {
+            // Istio skips the check when the timeout truncates to 0ms (0s means "disabled").
+            if it.nanos / Duration::MILLI != 0 {
                 check_duration(r, &tp.field("idleTimeout"), &t.idle_timeout);
             }
         }
@@ -303,16 +312,17 @@ pub fn validate_connection_pool(r: &mut Report, cp: &ConnectionPoolSettings, p: 
     }
 }
 
+/// Istio's `isPrime` (which counts 1 as prime).
 fn is_prime(n: u64) -> bool {
-    if n < 2 {
-        return false;
+    if n != 0 && n < 4 {
+        return true;
     }
-    if n % 2 == 0 {
-        return n == 2;
+    if n.is_multiple_of(2) {
+        return false;
     }
     let mut i = 3u64;
     while i.saturating_mul(i) <= n {
-        if n % i == 0 {
+        if n.is_multiple_of(i) {
             return false;
         }
         i += 2;
@@ -385,13 +395,15 @@ pub fn validate_load_balancer(
         if let Some(m) = &ch.maglev {
             let tp = cp.field("maglev");
             let tsp = tp.field("tableSize");
-            match m.table_size.unwrap_or(0) {
-                0 => r.err(&tsp, "tableSize must be set for maglev"),
-                n if n >= 5_000_011 => {
-                    r.err(&tsp, "tableSize must be less than 5000011 for maglev")
-                }
-                n if !is_prime(n) => r.err(&tsp, "tableSize must be a prime number for maglev"),
-                _ => {}
+            let n = m.table_size.unwrap_or(0);
+            if n == 0 {
+                r.err(&tsp, "tableSize must be set for maglev");
+            }
+            if n >= 5_000_011 {
+                r.err(&tsp, "tableSize must be less than 5000011 for maglev");
+            }
+            if !is_prime(n) {
+                r.err(&tsp, "tableSize must be a prime number for maglev");
             }
         }
     }
@@ -405,20 +417,7 @@ pub fn validate_load_balancer(
         validate_locality_lb(r, l, has_outlier, &p.field("localityLbSetting"));
     }
     if let Some(z) = &lb.zone_aware_lb_setting {
-        let zp = p.field("zoneAwareLbSetting");
-        let fpp = zp.field("failoverPriority");
-        for (i, l) in z.failover_priority.iter().enumerate() {
-            let key = l.split('=').next().unwrap_or(l);
-            if TOPOLOGY_LABELS.contains(&key) {
-                r.err(
-                    &fpp.index(i),
-                    format!(
-                        "'failover_priority' for zone aware lb must not use topology label '{key}'"
-                    ),
-                );
-            }
-        }
-        validate_failover(r, &z.failover, &zp.field("failover"));
+        validate_zone_aware_lb(r, z, has_outlier, &p.field("zoneAwareLbSetting"));
     }
     check_duration(r, &p.field("warmupDurationSecs"), &lb.warmup_duration_secs);
     if let Some(w) = &lb.warmup {
@@ -452,9 +451,94 @@ pub fn validate_load_balancer(
     }
 }
 
-fn validate_failover(r: &mut Report, failover: &[LocalityFailover], p: &Path<'_>) {
-    for (i, f) in failover.iter().enumerate() {
-        let ip = p.index(i);
+fn validate_zone_aware_lb(r: &mut Report, z: &ZoneAwareLbSetting, has_outlier: bool, p: &Path<'_>) {
+    let fpp = p.field("failoverPriority");
+    for (i, l) in z.failover_priority.iter().enumerate() {
+        if TOPOLOGY_LABELS.contains(&l.as_str()) {
+            r.err(
+                &fpp.index(i),
+                format!("'failover_priority' for zone aware lb must not use topology label '{l}'; region- and zone-level routing are handled automatically"),
+            );
+        }
+    }
+    if (!z.failover.is_empty() || !z.failover_priority.is_empty()) && !has_outlier {
+        r.warn(p, "outlier detection policy must be provided for failover");
+    }
+    let fp = p.field("failover");
+    for (i, f) in z.failover.iter().enumerate() {
+        let ip = fp.index(i);
+        if f.from == f.to {
+            r.err(
+                &ip,
+                "zone aware lb failover settings must specify different regions",
+            );
+        }
+        if f.from.contains('/') || f.to.contains('/') {
+            r.err(&ip, "zone aware lb failover only specifies region; zone and subzone failover are handled automatically");
+        }
+        if f.from.contains('*') || f.to.contains('*') {
+            r.err(
+                &ip,
+                "zone aware lb failover region should not contain '*' wildcard",
+            );
+        }
+    }
+}
+
+/// Istio's `ValidateLocalityLbSetting` (which stops at the first distribute error).
+fn validate_locality_lb(r: &mut Report, l: &LocalityLbSetting, has_outlier: bool, p: &Path<'_>) {
+    if !l.distribute.is_empty() && !l.failover.is_empty() {
+        r.err(
+            p,
+            "can not simultaneously specify 'distribute' and 'failover'",
+        );
+        return;
+    }
+    if !l.failover.is_empty() {
+        for label in &l.failover_priority {
+            if TOPOLOGY_LABELS.contains(&label.as_str()) {
+                r.err(
+                    &p.field("failoverPriority"),
+                    format!(
+                        "can not simultaneously set 'failover' and topology label '{label}' in 'failover_priority'"
+                    ),
+                );
+                return;
+            }
+        }
+    }
+    let dp = p.field("distribute");
+    let mut sources: Vec<&str> = Vec::new();
+    for (i, d) in l.distribute.iter().enumerate() {
+        let ip = dp.index(i);
+        sources.push(&d.from);
+        let mut total: u64 = 0;
+        let tp = ip.field("to");
+        for (loc, w) in &d.to {
+            if *w == 0 || *w > 100 {
+                r.err(&tp.key(loc), "locality weight must be in range [1, 100]");
+                return;
+            }
+            total += u64::from(*w);
+        }
+        if total != 100 {
+            r.err(&tp, format!("total locality weight {total} != 100"));
+            return;
+        }
+        let dests: Vec<&str> = d.to.keys().map(String::as_str).collect();
+        if let Err(e) = validate_localities(&dests) {
+            r.err(&tp, e);
+        }
+    }
+    if let Err(e) = validate_localities(&sources) {
+        r.err(&dp, e);
+    }
+    if (!l.failover.is_empty() || !l.failover_priority.is_empty()) && !has_outlier {
+        r.warn(p, "outlier detection policy must be provided for failover");
+    }
+    let fp = p.field("failover");
+    for (i, f) in l.failover.iter().enumerate() {
+        let ip = fp.index(i);
         if f.from == f.to {
             r.err(
                 &ip,
@@ -473,88 +557,76 @@ fn validate_failover(r: &mut Report, failover: &[LocalityFailover], p: &Path<'_>
     }
 }
 
-fn validate_locality_lb(r: &mut Report, l: &LocalityLbSetting, has_outlier: bool, p: &Path<'_>) {
-    if !l.distribute.is_empty() && !l.failover.is_empty() {
-        r.err(
-            p,
-            "can not simultaneously specify 'distribute' and 'failover'",
-        );
-    }
-    if !l.failover.is_empty() {
-        for label in &l.failover_priority {
-            let key = label.split('=').next().unwrap_or(label);
-            if TOPOLOGY_LABELS.contains(&key) {
-                r.err(
-                    &p.field("failoverPriority"),
-                    format!(
-                        "can not simultaneously set 'failover' and topology label '{key}' in 'failover_priority'"
-                    ),
-                );
-            }
-        }
-    }
-    let dp = p.field("distribute");
-    let mut sources: Vec<&str> = Vec::new();
-    for (i, d) in l.distribute.iter().enumerate() {
-        let ip = dp.index(i);
-        sources.push(&d.from);
-        let mut total: u64 = 0;
-        let tp = ip.field("to");
-        for (loc, w) in &d.to {
-            if *w == 0 || *w > 100 {
-                r.err(&tp.key(loc), "locality weight must be in range [1, 100]");
-            }
-            total += u64::from(*w);
-        }
-        if total != 100 {
-            r.err(&tp, format!("total locality weight {total} != 100"));
-        }
-        let dests: Vec<&str> = d.to.keys().map(String::as_str).collect();
-        validate_localities(r, &dests, &tp);
-    }
-    validate_localities(r, &sources, &dp);
-    if (!l.failover.is_empty() || !l.failover_priority.is_empty()) && !has_outlier {
-        r.warn(p, "outlier detection policy must be provided for failover");
-    }
-    validate_failover(r, &l.failover, &p.field("failover"));
-}
-
-fn validate_localities(r: &mut Report, locs: &[&str], p: &Path<'_>) {
-    let mut seen: Vec<Vec<&str>> = Vec::new();
+/// Istio's `validateLocalities`: one trailing `*` at most, no empty segments, no overlaps.
+fn validate_localities(locs: &[&str]) -> Result<(), String> {
+    // region -> zone -> subzones; "*" stands for "everything below".
+    let mut tree: BTreeMap<&str, BTreeMap<&str, BTreeSet<&str>>> = BTreeMap::new();
     for loc in locs {
         let stars = loc.matches('*').count();
         if stars > 1 || (stars == 1 && !loc.ends_with('*')) {
-            r.err(
-                p,
-                format!(
-                    "locality {loc} wildcard '*' number can not exceed 1 and must be in the end"
-                ),
-            );
-            continue;
+            return Err(format!(
+                "locality {loc} wildcard '*' number can not exceed 1 and must be in the end"
+            ));
         }
-        let mut segs: Vec<&str> = loc.split('/').collect();
-        if segs.len() > 3 || segs.iter().any(|s| s.is_empty()) {
-            r.err(
-                p,
-                format!("locality {loc} must not contain empty region/zone/subzone info"),
-            );
-            continue;
+        let overlap = || format!("locality {loc} overlap with previous specified ones");
+        if tree.contains_key("*") {
+            return Err(overlap());
         }
-        if segs.last() == Some(&"*") {
-            segs.pop();
+        let items: Vec<&str> = loc.splitn(3, '/').collect();
+        if items.iter().any(|i| i.is_empty()) {
+            return Err(format!(
+                "locality {loc} must not contain empty region/zone/subzone info"
+            ));
         }
-        let overlaps = seen.iter().any(|s| {
-            let n = s.len().min(segs.len());
-            s[..n] == segs[..n]
-        });
-        if overlaps {
-            r.err(
-                p,
-                format!("locality {loc} overlap with previous specified ones"),
-            );
+        let region = items.first().copied().unwrap_or("");
+        match items.len() {
+            1 => {
+                if tree.contains_key(region) {
+                    return Err(overlap());
+                }
+                tree.insert(region, BTreeMap::from([("*", BTreeSet::from(["*"]))]));
+            }
+            2 => {
+                let zone = items[1];
+                match tree.get_mut(region) {
+                    Some(zones) => {
+                        if zones.contains_key("*") || zones.contains_key(zone) {
+                            return Err(overlap());
+                        }
+                        zones.insert(zone, BTreeSet::from(["*"]));
+                    }
+                    None => {
+                        tree.insert(region, BTreeMap::from([(zone, BTreeSet::from(["*"]))]));
+                    }
+                }
+            }
+            _ => {
+                let (zone, sub) = (items[1], items[2]);
+                match tree.get_mut(region) {
+                    Some(zones) => {
+                        if zones.contains_key("*") {
+                            return Err(overlap());
+                        }
+                        match zones.get_mut(zone) {
+                            Some(subs) => {
+                                if subs.contains("*") || subs.contains(sub) {
+                                    return Err(overlap());
+                                }
+                                subs.insert(sub);
+                            }
+                            None => {
+                                zones.insert(zone, BTreeSet::from([sub]));
+                            }
+                        }
+                    }
+                    None => {
+                        tree.insert(region, BTreeMap::from([(zone, BTreeSet::from([sub]))]));
+                    }
+                }
+            }
         }
-        seen.push(segs);
     }
+    Ok(())
 }
 
 /// Istio's client `validateTLS`.
@@ -582,17 +654,27 @@ pub fn validate_client_tls(r: &mut Report, meta: &Metadata, t: &ClientTlsSetting
         }
     }
     if let Some(rest) = t.credential_name.strip_prefix("configmap://") {
-        let ns = rest.split_once('/').map(|(n, _)| n);
-        if let Some(ns) = ns {
-            if ns != meta.namespace {
-                r.err(
-                    &p.field("credentialName"),
-                    format!(
-                        "invalid configmap:// credentialName: namespace must match the configuration namespace {:?}",
-                        meta.namespace
-                    ),
-                );
+        let cp = p.field("credentialName");
+        let mut split = rest.split('/');
+        match (split.next(), split.next()) {
+            (Some(ns), Some(name)) if !ns.is_empty() && !name.is_empty() => {
+                if ns != meta.namespace {
+                    r.err(
+                        &cp,
+                        format!(
+                            "invalid configmap:// credentialName: namespace must match the configuration namespace {:?}",
+                            meta.namespace
+                        ),
+                    );
+                }
             }
+            _ => r.err(
+                &cp,
+                format!(
+                    "invalid configmap:// credentialName: invalid resource name {:?}. Expected namespace and name",
+                    t.credential_name
+                ),
+            ),
         }
     }
     if simple_or_mutual && !t.credential_name.is_empty() {
@@ -621,9 +703,6 @@ pub fn validate_client_tls(r: &mut Report, meta: &Metadata, t: &ClientTlsSetting
                 "private key required for mutual tls",
             );
         }
-    }
-    if let ClientTlsMode::Unknown(n) = t.mode {
-        r.err(&p.field("mode"), format!("unknown TLS mode {n}"));
     }
 }
 
@@ -810,6 +889,34 @@ mod tests {
                     json!({"loadBalancer": {"localityLbSetting": {"failover": [{"from": "a", "to": "b"}]}}}),
                 ),
                 Warning("outlier detection policy must be provided for failover"),
+            ),
+            (
+                "locality overlap",
+                tp(
+                    json!({"outlierDetection": {"interval": "1s"}, "loadBalancer": {"localityLbSetting": {"distribute": [
+                    {"from": "us-west/*", "to": {"us-west/z1/*": 50, "us-west/z2/*": 50}},
+                    {"from": "us-west/z1/*", "to": {"us-east/*": 100}}]}}}),
+                ),
+                Error("locality us-west/z1/* overlap with previous specified ones"),
+            ),
+            (
+                "zone aware failover",
+                tp(
+                    json!({"outlierDetection": {"interval": "1s"}, "loadBalancer": {"zoneAwareLbSetting": {"failover": [{"from": "a/b", "to": "c"}]}}}),
+                ),
+                Error("zone aware lb failover only specifies region"),
+            ),
+            (
+                "maglev one",
+                tp(
+                    json!({"loadBalancer": {"consistentHash": {"useSourceIp": true, "maglev": {"tableSize": 1}}}}),
+                ),
+                Valid,
+            ),
+            (
+                "configmap ok",
+                json!({"host": "r", "trafficPolicy": {"tls": {"mode": "SIMPLE", "credentialName": "configmap://ns/ca"}}}),
+                Valid,
             ),
             (
                 "locality and zone",

@@ -1,32 +1,29 @@
 //! Gateway rules (spec §2.3): the gateway name, servers, hosts (`ns/dnsName`), ports, binds and
 //! server TLS options (also used by Sidecar ingress listeners).
 
+use std::collections::BTreeSet;
+
 use super::common::*;
 use crate::istio::networking::*;
 use crate::istio::object::Metadata;
 use crate::istio::Path;
 
-/// Cipher suites Envoy (BoringSSL) accepts in Istio's `cipherSuites`.
-pub const VALID_CIPHER_SUITES: [&str; 20] = [
+/// Cipher suites Istio accepts in `cipherSuites` (others are ignored with a warning).
+pub const VALID_CIPHER_SUITES: [&str; 15] = [
     "ECDHE-ECDSA-AES128-GCM-SHA256",
     "ECDHE-RSA-AES128-GCM-SHA256",
     "ECDHE-ECDSA-AES256-GCM-SHA384",
     "ECDHE-RSA-AES256-GCM-SHA384",
     "ECDHE-ECDSA-CHACHA20-POLY1305",
     "ECDHE-RSA-CHACHA20-POLY1305",
-    "ECDHE-PSK-CHACHA20-POLY1305",
     "ECDHE-ECDSA-AES128-SHA",
     "ECDHE-RSA-AES128-SHA",
-    "ECDHE-PSK-AES128-CBC-SHA",
     "ECDHE-ECDSA-AES256-SHA",
     "ECDHE-RSA-AES256-SHA",
-    "ECDHE-PSK-AES256-CBC-SHA",
     "AES128-GCM-SHA256",
     "AES256-GCM-SHA384",
     "AES128-SHA",
     "AES256-SHA",
-    "PSK-AES128-CBC-SHA",
-    "PSK-AES256-CBC-SHA",
     "DES-CBC3-SHA",
 ];
 
@@ -42,7 +39,6 @@ pub fn validate(r: &mut Report, meta: &Metadata, gw: &Gateway) {
             ),
         );
     }
-    check_labels(r, &spec.field("selector"), &gw.selector);
     let sp = spec.field("servers");
     if gw.servers.is_empty() {
         r.err(&sp, "gateway must have at least one server");
@@ -181,7 +177,7 @@ pub fn validate_unix_address(addr: &str) -> Result<(), String> {
     if addr.is_empty() {
         return Err("unix address must not be empty".to_string());
     }
-    if addr.starts_with('@') || addr.starts_with('/') {
+    if addr.starts_with('@') || (addr.starts_with('/') && !addr.ends_with('/')) {
         return Ok(());
     }
     Err(format!("{addr} is not an absolute path to a file"))
@@ -239,16 +235,42 @@ fn hostname_part(host: &str, is_gateway: bool, errs: &mut Vec<String>) {
 
 /// Istio's `validateTLSOptions` for server TLS (Gateway servers and Sidecar ingress).
 pub fn validate_server_tls(r: &mut Report, t: &ServerTlsSettings, p: &Path<'_>) {
-    let has_creds = !t.credential_name.is_empty() || !t.credential_names.is_empty();
-    let sources = [
-        !t.server_certificate.is_empty() || !t.private_key.is_empty(),
-        !t.credential_name.is_empty(),
-        !t.credential_names.is_empty(),
-        !t.tls_certificates.is_empty(),
-    ]
-    .iter()
-    .filter(|x| **x)
-    .count();
+    if matches!(
+        t.min_protocol_version,
+        TlsProtocol::TlsV1_0 | TlsProtocol::TlsV1_1
+    ) && t.cipher_suites.is_empty()
+    {
+        r.warn(
+            &p.field("minProtocolVersion"),
+            "TLS version below TLSV1_2 require setting compatible ciphers as by default they no longer include compatible ciphers.",
+        );
+    }
+    let mut invalid: BTreeSet<&str> = BTreeSet::new();
+    let mut valid: BTreeSet<&str> = BTreeSet::new();
+    let mut dups: BTreeSet<&str> = BTreeSet::new();
+    for c in &t.cipher_suites {
+        if !VALID_CIPHER_SUITES.contains(&c.as_str()) {
+            invalid.insert(c);
+        } else if !valid.insert(c) {
+            dups.insert(c);
+        }
+    }
+    let cs = p.field("cipherSuites");
+    if !invalid.is_empty() {
+        let list: Vec<&str> = invalid.into_iter().collect();
+        r.warn(
+            &cs,
+            format!("ignoring invalid cipher suites: [{}]", list.join(" ")),
+        );
+    }
+    if !dups.is_empty() {
+        let list: Vec<&str> = dups.into_iter().collect();
+        r.warn(
+            &cs,
+            format!("ignoring duplicate cipher suites: [{}]", list.join(" ")),
+        );
+    }
+
     if t.mode == ServerTlsMode::IstioMutual {
         let checks = [
             (
@@ -284,6 +306,34 @@ pub fn validate_server_tls(r: &mut Report, t: &ServerTlsSettings, p: &Path<'_>) 
         }
         return;
     }
+    let has_creds = !t.credential_name.is_empty() || !t.credential_names.is_empty();
+    if matches!(
+        t.mode,
+        ServerTlsMode::Passthrough | ServerTlsMode::AutoPassthrough
+    ) && (!t.ca_crl.is_empty()
+        || !t.server_certificate.is_empty()
+        || !t.private_key.is_empty()
+        || !t.ca_certificates.is_empty()
+        || !t.tls_certificates.is_empty()
+        || has_creds)
+    {
+        r.warn(
+            &p.field("mode"),
+            format!(
+                "{} mode does not use certificates, they will be ignored",
+                t.mode.name()
+            ),
+        );
+    }
+    let sources = [
+        !t.server_certificate.is_empty() && !t.private_key.is_empty(),
+        !t.credential_name.is_empty(),
+        !t.credential_names.is_empty(),
+        !t.tls_certificates.is_empty(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
     if sources > 1 {
         r.err(
             p,
@@ -293,142 +343,70 @@ pub fn validate_server_tls(r: &mut Report, t: &ServerTlsSettings, p: &Path<'_>) 
     if t.credential_names.len() > 2 {
         r.err(&p.field("credentialNames"), "must have at most 2 items");
     }
-    if matches!(
-        t.mode,
-        ServerTlsMode::Passthrough | ServerTlsMode::AutoPassthrough
-    ) {
-        if !t.ca_crl.is_empty()
-            || !t.server_certificate.is_empty()
-            || !t.private_key.is_empty()
-            || !t.ca_certificates.is_empty()
-            || has_creds
-            || !t.tls_certificates.is_empty()
-        {
-            r.warn(
-                &p.field("mode"),
-                format!(
-                    "{} mode does not use certificates, they will be ignored",
-                    t.mode.name()
-                ),
-            );
-        }
-    }
-    let needs_certs = matches!(
+    let terminating = matches!(
         t.mode,
         ServerTlsMode::Simple | ServerTlsMode::Mutual | ServerTlsMode::OptionalMutual
     );
-    if needs_certs && has_creds {
-        if !t.ca_crl.is_empty() {
+    if terminating && has_creds {
+        // Certificates come from the credential.
+        return;
+    }
+    if terminating {
+        let mode = if t.mode == ServerTlsMode::Simple {
+            "SIMPLE TLS"
+        } else {
+            "MUTUAL TLS"
+        };
+        if t.mode != ServerTlsMode::Simple && t.ca_certificates.is_empty() {
             r.err(
-                &p.field("caCrl"),
-                "CRL is not supported with credentialName. CRL has to be specified in the credential",
+                &p.field("caCertificates"),
+                format!("{mode} requires a client CA bundle"),
             );
         }
-    } else if needs_certs {
-        let mode = if t.mode == ServerTlsMode::Simple {
-            "SIMPLE"
-        } else {
-            "MUTUAL"
-        };
+        if t.tls_certificates.len() > 2 {
+            r.warn(
+                &p.field("tlsCertificates"),
+                format!("{mode} can support up to 2 server certificates"),
+            );
+        }
         if t.tls_certificates.is_empty() {
             if t.server_certificate.is_empty() {
                 r.err(
                     &p.field("serverCertificate"),
-                    format!("{mode} TLS requires a server certificate"),
+                    format!("{mode} requires a server certificate"),
                 );
             }
             if t.private_key.is_empty() {
                 r.err(
                     &p.field("privateKey"),
-                    format!("{mode} TLS requires a private key"),
+                    format!("{mode} requires a private key"),
                 );
             }
         } else {
-            if t.tls_certificates.len() > 2 {
-                r.warn(
-                    &p.field("tlsCertificates"),
-                    format!("{mode} TLS can support up to 2 server certificates"),
-                );
-            }
             let cp = p.field("tlsCertificates");
             for (i, c) in t.tls_certificates.iter().enumerate() {
                 if c.server_certificate.is_empty() {
                     r.err(
                         &cp.index(i),
-                        format!("{mode} TLS requires a server certificate"),
+                        format!("{mode} requires a server certificate"),
                     );
                 }
                 if c.private_key.is_empty() {
-                    r.err(&cp.index(i), format!("{mode} TLS requires a private key"));
+                    r.err(&cp.index(i), format!("{mode} requires a private key"));
                 }
             }
         }
-        if t.mode == ServerTlsMode::Simple {
-            if !t.ca_crl.is_empty() {
-                r.err(&p.field("caCrl"), "CRL is not supported with SIMPLE TLS");
-            }
-        } else if t.ca_certificates.is_empty()
-            && !t
-                .tls_certificates
-                .iter()
-                .any(|c| !c.ca_certificates.is_empty())
-        {
+    }
+    if !t.ca_crl.is_empty() {
+        if !t.credential_name.is_empty() {
             r.err(
-                &p.field("caCertificates"),
-                "MUTUAL TLS requires a client CA bundle",
+                &p.field("caCrl"),
+                "CRL is not supported with credentialName. CRL has to be specified in the credential",
             );
         }
-    }
-    if let ServerTlsMode::Unknown(n) = t.mode {
-        r.err(&p.field("mode"), format!("unknown TLS mode {n}"));
-    }
-    // Cipher suites and protocol versions (warnings).
-    let mut invalid: Vec<&str> = Vec::new();
-    let mut dups: Vec<&str> = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for c in &t.cipher_suites {
-        if !VALID_CIPHER_SUITES.contains(&c.as_str()) {
-            invalid.push(c);
-        } else if seen.contains(&c.as_str()) {
-            dups.push(c);
-        } else {
-            seen.push(c);
+        if t.mode == ServerTlsMode::Simple {
+            r.err(&p.field("caCrl"), "CRL is not supported with SIMPLE TLS");
         }
-    }
-    let cs = p.field("cipherSuites");
-    if !invalid.is_empty() {
-        r.warn(
-            &cs,
-            format!("ignoring invalid cipher suites: [{}]", invalid.join(" ")),
-        );
-    }
-    if !dups.is_empty() {
-        r.warn(
-            &cs,
-            format!("ignoring duplicate cipher suites: [{}]", dups.join(" ")),
-        );
-    }
-    if matches!(
-        t.min_protocol_version,
-        TlsProtocol::TlsV1_0 | TlsProtocol::TlsV1_1
-    ) && t.cipher_suites.is_empty()
-    {
-        r.warn(
-            &p.field("minProtocolVersion"),
-            "TLS version below TLSV1_2 require setting compatible ciphers as by default they no longer include compatible ciphers",
-        );
-    }
-    if t.max_protocol_version != TlsProtocol::TlsAuto
-        && t.min_protocol_version.number() > t.max_protocol_version.number()
-    {
-        r.err(
-            &p.field("minProtocolVersion"),
-            format!(
-                "Invalid TLS: minProtocolVersion {} cannot be greater than maxProtocolVersion {}",
-                t.min_protocol_version.name(),
-                t.max_protocol_version.name()
-            ),
-        );
     }
 }
 
@@ -594,7 +572,7 @@ mod tests {
             ),
             (
                 "crl credential",
-                https(json!({"mode": "MUTUAL", "credentialName": "c", "caCrl": "/crl"})),
+                https(json!({"credentialName": "c", "caCrl": "/crl"})),
                 Error("CRL is not supported with credentialName"),
             ),
             (

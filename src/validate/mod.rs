@@ -113,6 +113,7 @@ pub fn validate_object(obj: &Value, mode: Mode) -> Result<Verdict, ValidateError
                     r.err_raw(e);
                 }
             } else if let Some(spec) = spec {
+                r.aliases = std::mem::take(&mut d.aliases);
                 let action = match &spec {
                     Spec::AuthorizationPolicy(ap) => Some(ap.action),
                     _ => None,

@@ -43,7 +43,7 @@ fn check_target_ref(r: &mut Report, p: &Path<'_>, t: &PolicyTargetReference) {
     if !t.namespace.is_empty() {
         r.err(
             &p.field("namespace"),
-            "targetRef namespace must not be set; cross namespace references are not supported",
+            "targetRef namespace must not be set; cross namespace referencing is not supported",
         );
     }
     let group = if t.group.is_empty() {
@@ -107,23 +107,12 @@ pub fn validate_peer_authentication(r: &mut Report, _meta: &Metadata, pa: &PeerA
                 "port level mTLS, if defined, must have at least one element",
             );
         }
-        for (port, m) in pl {
+        for port in pl.keys() {
             let ps = port.to_string();
             let kp = pp.key(&ps);
             if validate_port(*port).is_err() {
                 r.err(&kp, "port must be in range 1..65535");
             }
-            if let MtlsMode::Unknown(n) = m.mode {
-                r.err(&kp.field("mode"), format!("unknown mTLS mode {n}"));
-            }
-        }
-    }
-    if let Some(m) = &pa.mtls {
-        if let MtlsMode::Unknown(n) = m.mode {
-            r.err(
-                &spec.field("mtls").field("mode"),
-                format!("unknown mTLS mode {n}"),
-            );
         }
     }
 }
@@ -147,17 +136,17 @@ pub fn validate_request_authentication(
 }
 
 fn validate_jwt_rule(r: &mut Report, rule: &JwtRule, p: &Path<'_>) {
-    if rule.issuer.is_empty() && rule.jwks_uri.is_empty() {
-        r.err(
-            &p.field("issuer"),
-            "issuer or jwksUri must be non-empty string",
-        );
-    }
     let ap = p.field("audiences");
     for (i, a) in rule.audiences.iter().enumerate() {
         if a.is_empty() {
             r.err(&ap.index(i), "audience must be non-empty string");
         }
+    }
+    if rule.issuer.is_empty() && rule.jwks_uri.is_empty() {
+        r.err(
+            &p.field("issuer"),
+            "issuer or jwksUri must be non-empty string",
+        );
     }
     if !rule.jwks_uri.is_empty() {
         if let Err(e) = validate_jwks_uri(&rule.jwks_uri) {
@@ -167,11 +156,14 @@ fn validate_jwt_rule(r: &mut Report, rule: &JwtRule, p: &Path<'_>) {
     if !rule.jwks.is_empty() {
         match parse_jwks(&rule.jwks) {
             Err(e) => r.err(&p.field("jwks"), format!("jwks parse error: {e}")),
-            Ok(true) => r.warn(
-                &p.field("jwks"),
-                "jwks contains private key material; only public keys should be configured",
-            ),
-            Ok(false) => {}
+            Ok(private) => {
+                for i in private {
+                    r.warn(
+                        &p.field("jwks"),
+                        format!("jwks key at index {i} contains private key material; only public keys are used for verification"),
+                    );
+                }
+            }
         }
     }
     let hp = p.field("fromHeaders");
@@ -212,10 +204,7 @@ fn validate_jwt_rule(r: &mut Report, rule: &JwtRule, p: &Path<'_>) {
         if !valid {
             r.err(
                 &ip.field("header"),
-                format!(
-                    "outputClaimToHeaders header {:?} is invalid: only letters, digits, '-' and '_' are allowed",
-                    c.header
-                ),
+                format!("header name {} is not a valid header name", c.header),
             );
         }
     }
@@ -223,43 +212,48 @@ fn validate_jwt_rule(r: &mut Report, rule: &JwtRule, p: &Path<'_>) {
 }
 
 fn validate_jwks_uri(uri: &str) -> Result<(), String> {
-    let rest = uri
-        .strip_prefix("https://")
-        .or_else(|| uri.strip_prefix("http://"))
-        .ok_or_else(|| format!("jwksUri {uri:?} must be an http or https URL"))?;
-    let host = rest
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or("")
-        .rsplit('@')
-        .next()
-        .unwrap_or("");
-    if host.is_empty() || uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("jwksUri {uri:?} is not a valid URL"));
+    if uri.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(format!("parse {uri:?}: invalid character in URL"));
+    }
+    let scheme = uri.split_once(':').map(|(s, _)| s).unwrap_or("");
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err(format!("URI scheme {scheme:?} is not supported"));
     }
     Ok(())
 }
 
-/// Parses an inline JWK set; returns whether it holds private key material.
-fn parse_jwks(s: &str) -> Result<bool, String> {
+/// Parses an inline JWK set (or a single JWK); returns the indexes of keys that hold private
+/// key material (RSA/EC/OKP `d`, or any symmetric `oct` key).
+fn parse_jwks(s: &str) -> Result<Vec<usize>, String> {
     let v: Value = serde_json::from_str(s).map_err(|e| e.to_string())?;
     let keys: Vec<&Value> = match v.get("keys") {
         Some(Value::Array(k)) => k.iter().collect(),
         Some(_) => return Err("\"keys\" must be a list".to_string()),
         None => vec![&v],
     };
-    let mut private = false;
-    for k in keys {
+    let mut private = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
         let Some(obj) = k.as_object() else {
             return Err("a key must be a JSON object".to_string());
         };
-        match obj.get("kty").and_then(Value::as_str) {
-            Some("RSA" | "EC" | "oct" | "OKP") => {}
+        let kty = match obj.get("kty").and_then(Value::as_str) {
+            Some(k @ ("RSA" | "EC" | "OKP" | "oct")) => k,
             Some(other) => return Err(format!("unsupported key type {other:?}")),
             None => return Err("key has no \"kty\"".to_string()),
+        };
+        let required: &[&str] = match kty {
+            "RSA" => &["n", "e"],
+            "EC" => &["crv", "x", "y"],
+            "OKP" => &["crv", "x"],
+            _ => &["k"],
+        };
+        if let Some(missing) = required.iter().find(|f| !obj.contains_key(**f)) {
+            return Err(format!(
+                "key {i} ({kty}): required field {missing:?} is missing"
+            ));
         }
-        if obj.contains_key("d") || obj.contains_key("k") || obj.contains_key("p") {
-            private = true;
+        if kty == "oct" || obj.contains_key("d") {
+            private.push(i);
         }
     }
     Ok(private)
@@ -277,24 +271,20 @@ pub fn validate_authorization_policy(r: &mut Report, meta: &Metadata, ap: &Autho
     check_target_refs(r, &spec, &ap.target_ref, &ap.target_refs);
 
     let rp = spec.field("rules");
-    match ap.action {
-        Action::Custom => {
-            if ap.rules.is_empty() {
-                r.err(&rp, "CUSTOM action without `rules` is meaningless as it will never be triggered, add an empty rule `{}` if you want it be triggered for every request");
-            } else if ap.provider.as_ref().is_none_or(|p| p.name.is_empty()) {
-                r.err(
-                    &spec.field("provider").field("name"),
-                    "`provider.name` must not be empty",
-                );
-            }
+    if ap.action == Action::Custom {
+        if ap.rules.is_empty() {
+            r.err(&rp, "CUSTOM action without `rules` is meaningless as it will never be triggered, add an empty rule `{}` if you want it be triggered for every request");
+        } else if ap.provider.as_ref().is_none_or(|p| p.name.is_empty()) {
+            r.err(
+                &spec.field("provider").field("name"),
+                "`provider.name` must not be empty",
+            );
         }
-        Action::Deny if ap.rules.is_empty() => {
-            r.err(&rp, "DENY action without `rules` is meaningless as it will never be triggered, add an empty rule `{}` if you want it be triggered for every request");
+        for (i, rule) in ap.rules.iter().enumerate() {
+            check_custom_rule(r, rule, &rp.index(i));
         }
-        Action::Unknown(n) => r.err(&spec.field("action"), format!("unknown action {n}")),
-        _ => {}
     }
-    if ap.action != Action::Custom && ap.provider.is_some() {
+    if ap.provider.is_some() && ap.action != Action::Custom {
         r.err(
             &spec.field("provider"),
             format!(
@@ -303,71 +293,210 @@ pub fn validate_authorization_policy(r: &mut Report, meta: &Metadata, ap: &Autho
             ),
         );
     }
-
+    if ap.action == Action::Deny && ap.rules.is_empty() {
+        r.err(&rp, "DENY action without `rules` is meaningless as it will never be triggered, add an empty rule `{}` if you want it be triggered for every request");
+    }
     for (i, rule) in ap.rules.iter().enumerate() {
-        let ip = rp.index(i);
-        validate_rule(r, ap.action, rule, i, &ip);
+        validate_rule(r, ap.action, rule, i, &rp.index(i));
     }
     r.error_prefix = None;
 }
 
-fn check_values(r: &mut Report, p: &Path<'_>, field: &str, vals: &[String], rule: usize) {
-    let fp = p.field(field);
+fn check_custom_rule(r: &mut Report, rule: &Rule, p: &Path<'_>) {
+    let fp = p.field("from");
+    for (i, from) in rule.from.iter().enumerate() {
+        let Some(s) = &from.source else { continue };
+        let sp = fp.index(i);
+        let sp = sp.field("source");
+        let fields: [(&str, &str, &Vec<String>); 10] = [
+            ("namespaces", "From.Namespaces", &s.namespaces),
+            ("notNamespaces", "From.NotNamespaces", &s.not_namespaces),
+            (
+                "serviceAccounts",
+                "From.ServiceAccounts",
+                &s.service_accounts,
+            ),
+            (
+                "notServiceAccounts",
+                "From.NotServiceAccounts",
+                &s.not_service_accounts,
+            ),
+            ("trustDomains", "From.TrustDomains", &s.trust_domains),
+            (
+                "notTrustDomains",
+                "From.NotTrustDomains",
+                &s.not_trust_domains,
+            ),
+            ("principals", "From.Principals", &s.principals),
+            ("notPrincipals", "From.NotPrincipals", &s.not_principals),
+            (
+                "requestPrincipals",
+                "From.RequestPrincipals",
+                &s.request_principals,
+            ),
+            (
+                "notRequestPrincipals",
+                "From.NotRequestPrincipals",
+                &s.not_request_principals,
+            ),
+        ];
+        for (field, name, list) in fields {
+            if !list.is_empty() {
+                r.err(
+                    &sp.field(field),
+                    format!("{name} is currently not supported with CUSTOM action"),
+                );
+            }
+        }
+    }
+    let wp = p.field("when");
+    for (i, c) in rule.when.iter().enumerate() {
+        let k = c.key.as_str();
+        if matches!(
+            k,
+            "source.namespace"
+                | "source.serviceAccount"
+                | "source.trustDomain"
+                | "source.principal"
+        ) || k.starts_with("request.auth.")
+        {
+            r.err(
+                &wp.index(i).field("key"),
+                format!("{k} is currently not supported with CUSTOM action"),
+            );
+        }
+    }
+}
+
+/// Istio's `security.CheckEmptyValues`.
+fn check_empty_values(r: &mut Report, p: &Path<'_>, name: &str, vals: &[String]) {
+    if vals.iter().any(String::is_empty) {
+        r.err(p, format!("empty value not allowed, found in {name}"));
+    }
+}
+
+/// Istio's `security.ValidateIPs`.
+fn check_ips(r: &mut Report, p: &Path<'_>, vals: &[String]) {
     for (i, v) in vals.iter().enumerate() {
+        if v.contains('/') {
+            if v.parse::<ipnet::IpNet>().is_err() {
+                r.err(&p.index(i), format!("bad CIDR range ({v})"));
+            }
+        } else if !is_ip(v) {
+            r.err(&p.index(i), format!("bad IP address ({v})"));
+        }
+    }
+}
+
+/// Istio's `security.ValidatePorts` (0..65535).
+fn check_ports(r: &mut Report, p: &Path<'_>, vals: &[String]) {
+    for (i, v) in vals.iter().enumerate() {
+        if !v.parse::<u32>().is_ok_and(|n| n <= 65535) {
+            r.err(&p.index(i), format!("bad port ({v})"));
+        }
+    }
+}
+
+/// Istio's `security.CheckServiceAccount`.
+fn check_service_accounts(name: &str, vals: &[String]) -> Result<(), String> {
+    if vals.len() > 16 {
+        return Err("may not have more than 16 values".to_string());
+    }
+    for v in vals {
         if v.is_empty() {
-            r.err(
-                &fp.index(i),
-                format!("empty value is not allowed, found at rule {rule}"),
-            );
+            return Err(format!("empty value not allowed, found in {name}"));
+        }
+        if v.contains('*') {
+            return Err(format!("wildcard not allowed, found in {name}"));
+        }
+        if v.matches('/').count() > 1 {
+            return Err(format!("expected format 'serviceAccount' or 'namespace/serviceAccount', found {v:?} in {name}"));
+        }
+        if v.len() > 320 {
+            return Err(format!(
+                "value cannot exceed 320 characters, found {v:?} in {name}"
+            ));
+        }
+        if let Some((ns, sa)) = v.split_once('/') {
+            if ns.is_empty() {
+                return Err(format!("expected format 'serviceAccount' or 'namespace/serviceAccount', found empty namespace {v:?} in {name}"));
+            }
+            if sa.is_empty() {
+                return Err(format!("expected format 'serviceAccount' or 'namespace/serviceAccount', found empty serviceAccount {v:?} in {name}"));
+            }
         }
     }
+    Ok(())
 }
 
-fn check_ips(r: &mut Report, p: &Path<'_>, field: &str, vals: &[String]) {
-    let fp = p.field(field);
-    for (i, v) in vals.iter().enumerate() {
-        if let Err(e) = validate_ip_or_cidr(v) {
-            r.err(
-                &fp.index(i),
-                format!("invalid IP address or CIDR range: {e}"),
-            );
+/// Istio's `security.CheckWildcardValues`.
+fn check_wildcard_values(name: &str, vals: &[String]) -> Result<(), String> {
+    for v in vals {
+        if v.is_empty() {
+            return Err(format!("empty value not allowed, found in {name}"));
+        }
+        let n = v.matches('*').count();
+        if n > 1 {
+            return Err(format!(
+                "at most one wildcard is allowed, found in {name}: {v:?}"
+            ));
+        }
+        if n == 1 && v != "*" && !v.starts_with('*') && !v.ends_with('*') {
+            return Err(format!(
+                "wildcard is only allowed at the start or end, found in {name}: {v:?}"
+            ));
         }
     }
+    Ok(())
 }
 
-fn check_ports(r: &mut Report, p: &Path<'_>, field: &str, vals: &[String]) {
-    let fp = p.field(field);
-    for (i, v) in vals.iter().enumerate() {
-        if !v.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n)) {
-            r.err(&fp.index(i), format!("invalid port: {v:?}"));
-        }
+/// Istio's `security.CheckTrustDomainValues`.
+fn check_trust_domains(name: &str, vals: &[String]) -> Result<(), String> {
+    check_wildcard_values(name, vals)?;
+    if let Some(v) = vals.iter().find(|v| v.contains('/')) {
+        return Err(format!(
+            "trust domain must not contain '/', found in {name}: {v:?}"
+        ));
     }
+    Ok(())
 }
 
-fn check_paths(r: &mut Report, p: &Path<'_>, field: &str, vals: &[String]) {
-    let fp = p.field(field);
-    for (i, v) in vals.iter().enumerate() {
-        if !v.contains('{') && !v.contains('}') {
-            continue;
-        }
-        let segs: Vec<&str> = v.split('/').collect();
-        let n = segs.len();
-        let bad = segs.iter().enumerate().any(|(j, s)| {
-            (s.contains('{') || s.contains('}')) && !(*s == "{*}" || (*s == "{**}" && j == n - 1))
-        });
-        if bad {
-            r.err(
-                &fp.index(i),
-                format!("invalid path template {v:?}: only whole-segment {{*}} and a final {{**}} are supported"),
-            );
+/// Istio's `security.CheckValidPathTemplate`.
+fn check_path_templates(name: &str, paths: &[String]) -> Result<(), String> {
+    for path in paths {
+        let has_template = path.contains("{*}") || path.contains("{**}");
+        let mut any_seen = false;
+        let trimmed = path.trim_matches('/');
+        for glob in trimmed.split('/') {
+            if glob == "{*}" && !any_seen {
+                continue;
+            }
+            if glob == "{**}" && !any_seen {
+                any_seen = true;
+                continue;
+            }
+            if glob == "{*}" || glob == "{**}" {
+                return Err(format!("invalid or unsupported path {trimmed}, found in {name}. {{**}} is not the last operator"));
+            }
+            if glob.contains(['{', '}']) {
+                return Err(format!("invalid or unsupported path {trimmed}, found in {name}. Contains '{{' or '}}' beyond a supported path template"));
+            }
+            let literal = !glob.is_empty()
+                && glob
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-._~%!$&'()+,;:@=".contains(&c));
+            if has_template && !literal {
+                return Err(format!("invalid or unsupported path {trimmed}, found in {name}. Contains segment {glob} with invalid string literal"));
+            }
         }
     }
+    Ok(())
 }
 
 fn validate_rule(r: &mut Report, action: Action, rule: &Rule, n: usize, p: &Path<'_>) {
     let fp = p.field("from");
-    let mut http_attr = false;
-    let mut has_port = false;
+    let (mut from_exists, mut to_exists, mut tcp_in_from, mut tcp_in_to) =
+        (false, false, false, false);
     for (i, from) in rule.from.iter().enumerate() {
         let ip = fp.index(i);
         let Some(s) = &from.source else {
@@ -377,40 +506,14 @@ fn validate_rule(r: &mut Report, action: Action, rule: &Rule, n: usize, p: &Path
             );
             continue;
         };
+        from_exists = true;
         let sp = ip.field("source");
-        let lists: [(&str, &Vec<String>); 12] = [
-            ("principals", &s.principals),
-            ("notPrincipals", &s.not_principals),
-            ("requestPrincipals", &s.request_principals),
-            ("notRequestPrincipals", &s.not_request_principals),
-            ("namespaces", &s.namespaces),
-            ("notNamespaces", &s.not_namespaces),
-            ("serviceAccounts", &s.service_accounts),
-            ("notServiceAccounts", &s.not_service_accounts),
-            ("ipBlocks", &s.ip_blocks),
-            ("notIpBlocks", &s.not_ip_blocks),
-            ("remoteIpBlocks", &s.remote_ip_blocks),
-            ("notRemoteIpBlocks", &s.not_remote_ip_blocks),
-        ];
-        if lists.iter().all(|(_, l)| l.is_empty()) {
-            r.err(
-                &sp,
-                format!("`from.source` must not be empty, found at rule {n}"),
-            );
-        }
-        for (f, l) in lists {
-            check_values(r, &sp, f, l, n);
-        }
-        check_ips(r, &sp, "ipBlocks", &s.ip_blocks);
-        check_ips(r, &sp, "notIpBlocks", &s.not_ip_blocks);
-        check_ips(r, &sp, "remoteIpBlocks", &s.remote_ip_blocks);
-        check_ips(r, &sp, "notRemoteIpBlocks", &s.not_remote_ip_blocks);
-        if (!s.service_accounts.is_empty() || !s.not_service_accounts.is_empty())
-            && (!s.namespaces.is_empty()
-                || !s.not_namespaces.is_empty()
-                || !s.principals.is_empty()
-                || !s.not_principals.is_empty())
-        {
+        let has_identity = !s.principals.is_empty()
+            || !s.not_principals.is_empty()
+            || !s.namespaces.is_empty()
+            || !s.not_namespaces.is_empty();
+        let has_sa = !s.service_accounts.is_empty() || !s.not_service_accounts.is_empty();
+        if has_identity && has_sa {
             r.err(
                 &sp.field("serviceAccounts"),
                 format!(
@@ -418,27 +521,90 @@ fn validate_rule(r: &mut Report, action: Action, rule: &Rule, n: usize, p: &Path
                 ),
             );
         }
-        if action == Action::Custom {
-            for (f, l) in [
-                ("principals", &s.principals),
-                ("notPrincipals", &s.not_principals),
-                ("requestPrincipals", &s.request_principals),
-                ("notRequestPrincipals", &s.not_request_principals),
-                ("namespaces", &s.namespaces),
-                ("notNamespaces", &s.not_namespaces),
-                ("serviceAccounts", &s.service_accounts),
-                ("notServiceAccounts", &s.not_service_accounts),
-            ] {
-                if !l.is_empty() {
-                    r.err(
-                        &sp.field(f),
-                        format!("`{f}` not allowed with CUSTOM action, found at rule {n}"),
-                    );
-                }
+        let all: [&Vec<String>; 14] = [
+            &s.principals,
+            &s.not_principals,
+            &s.request_principals,
+            &s.not_request_principals,
+            &s.namespaces,
+            &s.not_namespaces,
+            &s.service_accounts,
+            &s.not_service_accounts,
+            &s.ip_blocks,
+            &s.not_ip_blocks,
+            &s.remote_ip_blocks,
+            &s.not_remote_ip_blocks,
+            &s.trust_domains,
+            &s.not_trust_domains,
+        ];
+        if all.iter().all(|l| l.is_empty()) {
+            r.err(
+                &sp,
+                format!("`from.source` must not be empty, found at rule {n}"),
+            );
+        }
+        check_ips(r, &sp.field("ipBlocks"), &s.ip_blocks);
+        check_ips(r, &sp.field("notIpBlocks"), &s.not_ip_blocks);
+        check_ips(r, &sp.field("remoteIpBlocks"), &s.remote_ip_blocks);
+        check_ips(r, &sp.field("notRemoteIpBlocks"), &s.not_remote_ip_blocks);
+        for (field, name, list) in [
+            ("principals", "Principals", &s.principals),
+            (
+                "requestPrincipals",
+                "RequestPrincipals",
+                &s.request_principals,
+            ),
+            ("namespaces", "Namespaces", &s.namespaces),
+            ("ipBlocks", "IpBlocks", &s.ip_blocks),
+            ("remoteIpBlocks", "RemoteIpBlocks", &s.remote_ip_blocks),
+            ("notPrincipals", "NotPrincipals", &s.not_principals),
+            (
+                "notRequestPrincipals",
+                "NotRequestPrincipals",
+                &s.not_request_principals,
+            ),
+            ("notNamespaces", "NotNamespaces", &s.not_namespaces),
+            ("notIpBlocks", "NotIpBlocks", &s.not_ip_blocks),
+            (
+                "notRemoteIpBlocks",
+                "NotRemoteIpBlocks",
+                &s.not_remote_ip_blocks,
+            ),
+        ] {
+            check_empty_values(r, &sp.field(field), name, list);
+        }
+        for (field, name, list) in [
+            ("serviceAccounts", "ServiceAccounts", &s.service_accounts),
+            (
+                "notServiceAccounts",
+                "NotServiceAccounts",
+                &s.not_service_accounts,
+            ),
+        ] {
+            if let Err(e) = check_service_accounts(name, list) {
+                r.err(&sp.field(field), e);
             }
         }
-        if !s.request_principals.is_empty() || !s.not_request_principals.is_empty() {
-            http_attr = true;
+        for (field, name, list) in [
+            ("trustDomains", "TrustDomains", &s.trust_domains),
+            ("notTrustDomains", "NotTrustDomains", &s.not_trust_domains),
+        ] {
+            if let Err(e) = check_trust_domains(name, list) {
+                r.err(&sp.field(field), e);
+            }
+        }
+        if !(s.principals.is_empty()
+            && s.not_principals.is_empty()
+            && s.ip_blocks.is_empty()
+            && s.not_ip_blocks.is_empty()
+            && s.namespaces.is_empty()
+            && s.not_namespaces.is_empty()
+            && s.remote_ip_blocks.is_empty()
+            && s.not_remote_ip_blocks.is_empty()
+            && s.service_accounts.is_empty()
+            && s.not_service_accounts.is_empty())
+        {
+            tcp_in_from = true;
         }
     }
     let tp = p.field("to");
@@ -451,41 +617,39 @@ fn validate_rule(r: &mut Report, action: Action, rule: &Rule, n: usize, p: &Path
             );
             continue;
         };
+        to_exists = true;
         let op = ip.field("operation");
-        let lists: [(&str, &Vec<String>); 8] = [
-            ("hosts", &o.hosts),
-            ("notHosts", &o.not_hosts),
-            ("ports", &o.ports),
-            ("notPorts", &o.not_ports),
-            ("methods", &o.methods),
-            ("notMethods", &o.not_methods),
-            ("paths", &o.paths),
-            ("notPaths", &o.not_paths),
+        let lists: [(&str, &str, &Vec<String>); 8] = [
+            ("ports", "Ports", &o.ports),
+            ("methods", "Methods", &o.methods),
+            ("paths", "Paths", &o.paths),
+            ("hosts", "Hosts", &o.hosts),
+            ("notPorts", "NotPorts", &o.not_ports),
+            ("notMethods", "NotMethods", &o.not_methods),
+            ("notPaths", "NotPaths", &o.not_paths),
+            ("notHosts", "NotHosts", &o.not_hosts),
         ];
-        if lists.iter().all(|(_, l)| l.is_empty()) {
+        if lists.iter().all(|(_, _, l)| l.is_empty()) {
             r.err(
                 &op,
                 format!("`to.operation` must not be empty, found at rule {n}"),
             );
         }
-        for (f, l) in lists {
-            check_values(r, &op, f, l, n);
+        check_ports(r, &op.field("ports"), &o.ports);
+        check_ports(r, &op.field("notPorts"), &o.not_ports);
+        for (field, name, list) in lists {
+            check_empty_values(r, &op.field(field), name, list);
         }
-        check_ports(r, &op, "ports", &o.ports);
-        check_ports(r, &op, "notPorts", &o.not_ports);
-        check_paths(r, &op, "paths", &o.paths);
-        check_paths(r, &op, "notPaths", &o.not_paths);
+        for (field, name, list) in [
+            ("paths", "Paths", &o.paths),
+            ("notPaths", "NotPaths", &o.not_paths),
+        ] {
+            if let Err(e) = check_path_templates(name, list) {
+                r.err(&op.field(field), e);
+            }
+        }
         if !o.ports.is_empty() || !o.not_ports.is_empty() {
-            has_port = true;
-        }
-        if !o.hosts.is_empty()
-            || !o.not_hosts.is_empty()
-            || !o.methods.is_empty()
-            || !o.not_methods.is_empty()
-            || !o.paths.is_empty()
-            || !o.not_paths.is_empty()
-        {
-            http_attr = true;
+            tcp_in_to = true;
         }
     }
     let wp = p.field("when");
@@ -493,56 +657,40 @@ fn validate_rule(r: &mut Report, action: Action, rule: &Rule, n: usize, p: &Path
         let ip = wp.index(i);
         let key = c.key.as_str();
         if key.is_empty() {
-            r.err(
-                &ip.field("key"),
-                format!("`key` must not be empty, found at rule {n}"),
-            );
+            r.err(&ip.field("key"), "`key` must not be empty");
             continue;
         }
         if c.values.is_empty() && c.not_values.is_empty() {
             r.err(
                 &ip,
-                format!("at least one of `values` or `not_values` must be set for key {key}, found at rule {n}"),
+                format!("at least one of `values` or `notValues` must be set for key {key}"),
             );
-        } else {
-            match validate_attribute(key) {
-                Err(e) => r.err(
-                    &ip.field("key"),
-                    format!("invalid `value` for `key` {key}: {e}, found at rule {n}"),
-                ),
-                Ok(kind) => {
-                    for (f, vals) in [("values", &c.values), ("notValues", &c.not_values)] {
-                        match kind {
-                            AttrKind::Ip => check_ips(r, &ip, f, vals),
-                            AttrKind::Port => check_ports(r, &ip, f, vals),
-                            AttrKind::Other => check_values(r, &ip, f, vals, n),
-                        }
-                    }
-                }
+            continue;
+        }
+        for (field, what, vals) in [
+            ("values", "value", &c.values),
+            ("notValues", "notValue", &c.not_values),
+        ] {
+            if let Err(e) = validate_attribute(key, vals) {
+                r.err(
+                    &ip.field(
+                        if e.starts_with("unknown")
+                            || e.starts_with("bad key")
+                            || e.contains("attribute")
+                        {
+                            "key"
+                        } else {
+                            field
+                        },
+                    ),
+                    format!("invalid `{what}` for `key` {key}: {e}"),
+                );
             }
         }
-        if action == Action::Custom
-            && (key.starts_with("source.namespace")
-                || key.starts_with("source.serviceAccount")
-                || key.starts_with("source.trustDomain")
-                || key.starts_with("source.principal")
-                || key.starts_with("request.auth."))
-        {
-            r.err(
-                &ip.field("key"),
-                format!(
-                    "`condition.key` ({key}) not allowed with CUSTOM action, found at rule {n}"
-                ),
-            );
-        }
-        if key == "destination.port" {
-            has_port = true;
-        }
-        if key.starts_with("request.headers[") || key.starts_with("request.auth.") {
-            http_attr = true;
-        }
     }
-    if action == Action::Deny && http_attr && !has_port {
+    if action == Action::Deny
+        && ((from_exists && !to_exists && !tcp_in_from) || (to_exists && !tcp_in_to))
+    {
         r.warn(
             p,
             "configured AuthorizationPolicy will deny all traffic to TCP ports under its scope due to the use of only HTTP attributes in a DENY rule; it is recommended to explicitly specify the port",
@@ -550,43 +698,71 @@ fn validate_rule(r: &mut Report, action: Action, rule: &Rule, n: usize, p: &Path
     }
 }
 
-#[derive(Clone, Copy)]
-enum AttrKind {
-    Ip,
-    Port,
-    Other,
-}
-
-fn validate_attribute(key: &str) -> Result<AttrKind, String> {
-    if let Some(rest) = key.strip_prefix("request.headers[") {
-        if rest.len() > 1 && rest.ends_with(']') {
-            return Ok(AttrKind::Other);
-        }
-        return Err(format!("invalid header attribute ({key})"));
+/// Istio's `security.ValidateAttribute` for `when` conditions.
+fn validate_attribute(key: &str, values: &[String]) -> Result<(), String> {
+    if values.iter().any(String::is_empty) {
+        return Err(format!("empty value not allowed, found in {key}"));
     }
-    if let Some(rest) = key.strip_prefix("request.auth.claims[") {
-        if rest.len() > 1 && rest.ends_with(']') {
-            return Ok(AttrKind::Other);
+    let map_key = |k: &str| -> Result<(), String> {
+        match k.find('[') {
+            Some(open) if k.ends_with(']') && open > 0 && open + 2 < k.len() => Ok(()),
+            _ => Err(format!("bad key ({k}): should have format a[b]")),
         }
-        return Err(format!("invalid claim attribute ({key})"));
-    }
-    if key.starts_with("experimental.envoy.filters.") {
-        return Ok(AttrKind::Other);
+    };
+    let ips = |vals: &[String]| -> Result<(), String> {
+        for v in vals {
+            let ok = if v.contains('/') {
+                v.parse::<ipnet::IpNet>().is_ok()
+            } else {
+                is_ip(v)
+            };
+            if !ok {
+                return Err(if v.contains('/') {
+                    format!("bad CIDR range ({v})")
+                } else {
+                    format!("bad IP address ({v})")
+                });
+            }
+        }
+        Ok(())
+    };
+    if key.starts_with("request.headers")
+        || key.starts_with("request.auth.claims")
+        || key.starts_with("experimental.envoy.filters.")
+    {
+        return map_key(key);
     }
     match key {
-        "source.ip" | "remote.ip" | "destination.ip" => Ok(AttrKind::Ip),
-        "destination.port" => Ok(AttrKind::Port),
+        "source.ip" | "remote.ip" | "destination.ip" => ips(values),
+        "source.serviceAccount" => check_service_accounts(key, values),
+        "source.trustDomain" => check_wildcard_values(key, values),
+        "destination.port" => {
+            match values
+                .iter()
+                .find(|v| !v.parse::<u32>().is_ok_and(|n| n <= 65535))
+            {
+                Some(v) => Err(format!("bad port ({v})")),
+                None => Ok(()),
+            }
+        }
         "source.namespace"
         | "source.principal"
-        | "source.serviceAccount"
         | "request.auth.principal"
         | "request.auth.audiences"
         | "request.auth.presenter"
-        | "connection.sni" => Ok(AttrKind::Other),
-        _ => Err(format!("unknown attribute ({key})")),
+        | "connection.sni" => Ok(()),
+        "destination.namespace" => Err(format!(
+            "attribute {key} is replaced by the metadata.namespace"
+        )),
+        "destination.name" | "destination.user" => Err(format!(
+            "deprecated attribute {key}: only supported in v1alpha1"
+        )),
+        k if k.starts_with("destination.labels") => Err(format!(
+            "attribute {key} is replaced by the workload selector"
+        )),
+        _ => Err(format!("unknown attribute: {key}")),
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::super::testutil::{run_table, Want::*};
@@ -758,7 +934,7 @@ mod tests {
             (
                 "bad port",
                 json!({"rules": [{"to": [{"operation": {"ports": ["http"]}}]}]}),
-                Error("invalid port"),
+                Error("bad port (http)"),
             ),
             (
                 "empty source",
@@ -773,17 +949,17 @@ mod tests {
             (
                 "unknown when key",
                 json!({"rules": [{"when": [{"key": "request.method", "values": ["GET"]}]}]}),
-                Error("unknown attribute (request.method)"),
+                Error("unknown attribute: request.method"),
             ),
             (
                 "when no values",
                 json!({"rules": [{"when": [{"key": "source.ip"}]}]}),
-                Error("at least one of `values` or `not_values`"),
+                Error("at least one of `values` or `notValues`"),
             ),
             (
                 "when ip",
                 json!({"rules": [{"when": [{"key": "source.ip", "values": ["x"]}]}]}),
-                Error("invalid IP address or CIDR range"),
+                Error("bad IP address (x)"),
             ),
             (
                 "when header",
@@ -798,7 +974,7 @@ mod tests {
             (
                 "custom principals",
                 json!({"action": "CUSTOM", "provider": {"name": "ext"}, "rules": [{"from": [{"source": {"principals": ["a"]}}]}]}),
-                Error("not allowed with CUSTOM action"),
+                Error("is currently not supported with CUSTOM action"),
             ),
             (
                 "provider non custom",
@@ -812,8 +988,8 @@ mod tests {
             ),
             (
                 "path template",
-                json!({"rules": [{"to": [{"operation": {"paths": ["/a/{**}/b"]}}]}]}),
-                Error("invalid path template"),
+                json!({"rules": [{"to": [{"operation": {"paths": ["/a/{**}/{*}"]}}]}]}),
+                Error("is not the last operator"),
             ),
             (
                 "prefix",

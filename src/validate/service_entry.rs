@@ -12,18 +12,22 @@ use crate::istio::Path;
 /// Validates a ServiceEntry spec.
 pub fn validate(r: &mut Report, meta: &Metadata, se: &ServiceEntry) {
     let spec = Path::Root("spec");
-    if se.workload_selector.is_some() && !se.endpoints.is_empty() {
-        r.err(
-            &spec.field("workloadSelector"),
-            "only one of WorkloadSelector or Endpoints is allowed in Service Entry",
-        );
-    }
     if let Some(ws) = &se.workload_selector {
+        let before = r.errors.len();
         check_selector_labels(
             r,
             &spec.field("workloadSelector").field("labels"),
             &ws.labels,
             "service entry: workload selector specified without labels, will be applied to all services in namespace",
+        );
+        if r.errors.len() > before {
+            return;
+        }
+    }
+    if se.workload_selector.is_some() && !se.endpoints.is_empty() {
+        r.err(
+            &spec.field("workloadSelector"),
+            "only one of WorkloadSelector or Endpoints is allowed in Service Entry",
         );
     }
 
@@ -43,10 +47,8 @@ pub fn validate(r: &mut Report, meta: &Metadata, se: &ServiceEntry) {
         if let Err(e) = validate_wildcard_domain(h) {
             r.err(&ip, e);
         }
-        if let Err(e) = validate_partial_wildcard(h) {
-            if se.resolution == Resolution::DynamicDns {
-                r.err(&ip, e);
-            } else {
+        if se.resolution != Resolution::DynamicDns {
+            if let Err(e) = validate_partial_wildcard(h) {
                 r.warn(&ip, e);
             }
         }
@@ -67,16 +69,16 @@ pub fn validate(r: &mut Report, meta: &Metadata, se: &ServiceEntry) {
         );
     }
 
-    let auto_allocate = se.resolution != Resolution::None
-        && meta
-            .labels
-            .get("networking.istio.io/enable-autoallocate-ip")
-            .map(String::as_str)
-            != Some("false");
+    // IP auto-allocation (on by default) is off for resolution NONE, when the user opts out with
+    // the label, or when addresses are given.
+    let opted_out = meta
+        .labels
+        .get("networking.istio.io/enable-autoallocate-ip")
+        .is_some_and(|v| v.eq_ignore_ascii_case("false"));
+    let auto_allocate = se.resolution != Resolution::None && !opted_out && se.addresses.is_empty();
     let pp = spec.field("ports");
     let mut names: BTreeSet<&str> = BTreeSet::new();
     let mut numbers: BTreeSet<u32> = BTreeSet::new();
-    let mut warned_addresses = false;
     for (i, port) in se.ports.iter().enumerate() {
         let ip = pp.index(i);
         if !names.insert(&port.name) {
@@ -101,19 +103,17 @@ pub fn validate(r: &mut Report, meta: &Metadata, se: &ServiceEntry) {
         }
         if se.addresses.is_empty()
             && !auto_allocate
-            && !warned_addresses
-            && (port.protocol.is_empty() || parse_protocol(&port.protocol) == Some("TCP"))
+            && (port.protocol.is_empty() || port.protocol == "TCP")
         {
             r.warn(
                 &ip,
                 "addresses are required for ports serving TCP (or unset) protocol when IP Autoallocation is not enabled",
             );
-            warned_addresses = true;
         }
         if !is_dns1123_label(&port.name) {
             r.err(
                 &ip.field("name"),
-                format!("invalid port name: {:?}", port.name),
+                format!("invalid port name: {}", port.name),
             );
         }
         if !port.protocol.is_empty() && parse_protocol(&port.protocol).is_none() {
@@ -145,50 +145,21 @@ pub fn validate(r: &mut Report, meta: &Metadata, se: &ServiceEntry) {
         }
         Resolution::Static => {
             for (i, e) in se.endpoints.iter().enumerate() {
-                let ip = ep.index(i);
-                let ap = ip.field("address");
-                if let Some(path) = e.address.strip_prefix("unix://") {
-                    if let Err(err) = validate_unix_address(path) {
-                        r.err(&ap, err);
-                    }
-                    if !e.ports.is_empty() {
-                        r.err(
-                            &ip.field("ports"),
-                            format!("unix endpoint {} must not include ports", e.address),
-                        );
-                    }
-                    if se.ports.len() != 1 {
-                        r.err(&ap, "exactly 1 service port required for unix endpoints");
-                    }
-                } else if e.address.is_empty() {
-                    if e.network.is_empty() {
-                        r.err(&ap, "address is required");
-                    } else {
-                        r.warn(
-                            &ap,
-                            format!("address is unset with network {:?}", e.network),
-                        );
-                    }
-                } else if !is_ip(&e.address) {
-                    r.err(
-                        &ap,
-                        format!("endpoint address {:?} is not a valid IP address", e.address),
-                    );
-                }
-                check_endpoint_common(r, e, &names, &ip);
+                check_workload_entry(r, e, Some(&names), false, &ep.index(i));
             }
         }
         Resolution::Dns | Resolution::DnsRoundRobin => {
             let mode = se.resolution.name();
             if se.endpoints.is_empty() {
                 for (i, h) in se.hosts.iter().enumerate() {
-                    if validate_fqdn(h).is_err() {
+                    if let Err(e) = validate_fqdn(h) {
                         r.err(
                             &hp.index(i),
                             format!(
-                                "hosts must be FQDN if no endpoints are provided for resolution mode {mode} (got {h:?})"
+                                "hosts must be FQDN or contain only prefix wildcards if no endpoints are provided for resolution mode {mode}, {e}"
                             ),
                         );
+                        break;
                     }
                 }
             }
@@ -200,9 +171,7 @@ pub fn validate(r: &mut Report, meta: &Metadata, se: &ServiceEntry) {
             }
             for (i, e) in se.endpoints.iter().enumerate() {
                 let ip = ep.index(i);
-                if e.address.is_empty() {
-                    r.err(&ip.field("address"), "address is required");
-                } else if !is_ip(&e.address) && validate_fqdn(&e.address).is_err() {
+                if !is_ip(&e.address) && validate_fqdn(&e.address).is_err() {
                     r.err(
                         &ip.field("address"),
                         format!(
@@ -211,7 +180,8 @@ pub fn validate(r: &mut Report, meta: &Metadata, se: &ServiceEntry) {
                         ),
                     );
                 }
-                check_endpoint_common(r, e, &names, &ip);
+                check_labels(r, &ip.field("labels"), &e.labels);
+                check_endpoint_ports(r, e, Some(&names), &ip);
             }
             if !se.addresses.is_empty()
                 && se.hosts.len() > 1
@@ -224,24 +194,25 @@ pub fn validate(r: &mut Report, meta: &Metadata, se: &ServiceEntry) {
             }
         }
         Resolution::DynamicDns => {
+            let mode = "DYNAMIC_DNS";
             for (i, h) in se.hosts.iter().enumerate() {
                 if !is_wildcarded(h) {
                     r.err(
                         &hp.index(i),
-                        "host must be wildcarded for resolution mode DYNAMIC_DNS",
+                        format!("host must be wildcarded for resolution mode {mode}"),
                     );
                 }
             }
             if !se.addresses.is_empty() {
                 r.err(
                     &ap,
-                    "addresses are not supported for resolution mode DYNAMIC_DNS",
+                    format!("addresses cannot be set for resolution type {mode}. HTTP route domains will only be generated from the hosts field values"),
                 );
             }
             if !se.endpoints.is_empty() {
                 r.err(
                     &ep,
-                    "endpoints are not supported for resolution mode DYNAMIC_DNS",
+                    format!("endpoints cannot be set for resolution type {mode}. Destination IP address determined from hosts field values"),
                 );
             }
             for (i, port) in se.ports.iter().enumerate() {
@@ -251,19 +222,28 @@ pub fn validate(r: &mut Report, meta: &Metadata, se: &ServiceEntry) {
                 ) {
                     r.err(
                         &pp.index(i).field("protocol"),
-                        "only HTTP, TLS, GRPC, and HTTP2 protocols are supported for resolution type DYNAMIC_DNS",
+                        format!("only HTTP, TLS, GRPC, and HTTP2 protocols are supported for resolution type {mode}"),
                     );
                 }
             }
-            if se.location == Location::MeshInternal {
-                if let Some(w) = meta.labels.get("istio.io/use-waypoint") {
-                    if w != "none" {
+            match se.location {
+                Location::MeshExternal => {}
+                Location::MeshInternal => {
+                    let waypoint = meta
+                        .labels
+                        .get("istio.io/use-waypoint")
+                        .is_some_and(|w| !w.is_empty() && !w.eq_ignore_ascii_case("none"));
+                    if waypoint {
                         r.err(
                             &spec.field("location"),
-                            "location MESH_INTERNAL with resolution type DYNAMIC_DNS is not supported when using waypoints",
+                            format!("location MESH_INTERNAL with resolution type {mode} is not supported when using waypoints"),
                         );
                     }
                 }
+                Location::Unknown(_) => r.err(
+                    &spec.field("location"),
+                    format!("location must be MESH_EXTERNAL or MESH_INTERNAL for resolution type {mode}"),
+                ),
             }
         }
         Resolution::Unknown(n) => {
@@ -273,11 +253,8 @@ pub fn validate(r: &mut Report, meta: &Metadata, se: &ServiceEntry) {
             );
         }
     }
-    if let Location::Unknown(n) = se.location {
-        r.err(&spec.field("location"), format!("unsupported location {n}"));
-    }
 
-    if se.hosts.len() > 1 && se.resolution != Resolution::None {
+    if se.resolution != Resolution::None && se.hosts.len() > 1 {
         for (i, port) in se.ports.iter().enumerate() {
             if !is_http_like(&port.protocol) && !is_tls_like(&port.protocol) {
                 r.err(
@@ -299,16 +276,23 @@ pub fn validate(r: &mut Report, meta: &Metadata, se: &ServiceEntry) {
     );
 }
 
-fn check_endpoint_common(r: &mut Report, e: &WorkloadEntry, names: &BTreeSet<&str>, p: &Path<'_>) {
-    check_labels(r, &p.field("labels"), &e.labels);
+fn check_endpoint_ports(
+    r: &mut Report,
+    e: &WorkloadEntry,
+    service_ports: Option<&BTreeSet<&str>>,
+    p: &Path<'_>,
+) {
     let pp = p.field("ports");
     for (name, port) in &e.ports {
         let kp = pp.key(name);
-        if !names.contains(name.as_str()) {
+        if service_ports.is_some_and(|s| !s.contains(name.as_str())) {
             r.err(
                 &kp,
-                format!("endpoint port {name} is not defined by the service entry"),
+                format!("endpoint port {port} is not defined by the service entry (no service port named {name:?})"),
             );
+        }
+        if !is_dns1123_label(name) {
+            r.err(&kp, format!("invalid port name: {name}"));
         }
         if let Err(err) = validate_port(*port) {
             r.err(&kp, err);
@@ -316,51 +300,67 @@ fn check_endpoint_common(r: &mut Report, e: &WorkloadEntry, names: &BTreeSet<&st
     }
 }
 
-/// Validates a WorkloadEntry spec.
-pub fn validate_workload_entry(r: &mut Report, _meta: &Metadata, we: &WorkloadEntry) {
-    let spec = Path::Root("spec");
-    let ap = spec.field("address");
-    if we.address.is_empty() && we.network.is_empty() {
-        r.err(&ap, "address is required");
+/// Istio's `validateWorkloadEntry`: a WorkloadEntry, or a STATIC ServiceEntry endpoint (then
+/// `service_ports` holds the service's port names and host names are not allowed).
+fn check_workload_entry(
+    r: &mut Report,
+    we: &WorkloadEntry,
+    service_ports: Option<&BTreeSet<&str>>,
+    allow_fqdn: bool,
+    p: &Path<'_>,
+) {
+    let ap = p.field("address");
+    if we.address.is_empty() {
+        if we.network.is_empty() {
+            r.err(&ap, "address is required");
+            return;
+        }
+        r.warn(
+            &ap,
+            format!("address is unset with network {:?}", we.network),
+        );
     }
+    let unix = we.address.starts_with("unix://");
     if let Some(path) = we.address.strip_prefix("unix://") {
         if let Err(e) = validate_unix_address(path) {
             r.err(&ap, e);
         }
         if !we.ports.is_empty() {
             r.err(
-                &spec.field("ports"),
+                &p.field("ports"),
                 format!("unix endpoint {} must not include ports", we.address),
             );
         }
-    } else if !we.address.is_empty() && !is_ip(&we.address) && validate_fqdn(&we.address).is_err() {
-        r.err(
-            &ap,
-            format!(
-                "endpoint address {:?} is not a valid FQDN or an IP address",
-                we.address
-            ),
-        );
-    }
-    check_labels(r, &spec.field("labels"), &we.labels);
-    let pp = spec.field("ports");
-    for (name, port) in &we.ports {
-        let kp = pp.key(name);
-        if !is_dns1123_label(name) {
-            r.err(&kp, format!("invalid port name: {name}"));
+    } else if !we.address.is_empty() && !is_ip(&we.address) {
+        if !allow_fqdn {
+            r.err(
+                &ap,
+                format!(
+                    "endpoint address {:?} is not a valid IP address",
+                    we.address
+                ),
+            );
+        } else if validate_fqdn(&we.address).is_err() {
+            r.err(
+                &ap,
+                format!(
+                    "endpoint address {:?} is not a valid FQDN or an IP address",
+                    we.address
+                ),
+            );
         }
-        if let Err(e) = validate_port(*port) {
-            r.err(&kp, e);
-        }
     }
-    if !we.service_account.is_empty() && !is_dns1123_subdomain(&we.service_account) {
-        r.err(
-            &spec.field("serviceAccount"),
-            format!("invalid service account name: {:?}", we.service_account),
-        );
+    check_endpoint_ports(r, we, service_ports, p);
+    check_labels(r, &p.field("labels"), &we.labels);
+    if unix && service_ports.is_some_and(|s| s.len() != 1) {
+        r.err(&ap, "exactly 1 service port required for unix endpoints");
     }
 }
 
+/// Validates a WorkloadEntry spec.
+pub fn validate_workload_entry(r: &mut Report, _meta: &Metadata, we: &WorkloadEntry) {
+    check_workload_entry(r, we, None, true, &Path::Root("spec"));
+}
 #[cfg(test)]
 mod tests {
     use super::super::testutil::{run_table, Want::*};
@@ -467,7 +467,7 @@ mod tests {
             (
                 "static port undefined",
                 json!({"hosts": ["a.example.com"], "resolution": "STATIC", "ports": https, "endpoints": [{"address": "10.1.1.1", "ports": {"grpc": 9090}}]}),
-                Error("endpoint port grpc is not defined by the service entry"),
+                Error("endpoint port 9090 is not defined by the service entry"),
             ),
             (
                 "static network",
@@ -482,7 +482,7 @@ mod tests {
             (
                 "dns wildcard",
                 json!({"hosts": ["*.example.com"], "resolution": "DNS", "ports": https}),
-                Error("hosts must be FQDN if no endpoints are provided"),
+                Error("hosts must be FQDN or contain only prefix wildcards if no endpoints are provided"),
             ),
             (
                 "dns endpoint bad",
@@ -567,7 +567,11 @@ mod tests {
                 Valid,
             ),
             ("fqdn", json!({"address": "vm.example.com"}), Valid),
-            ("network only", json!({"network": "n1"}), Valid),
+            (
+                "network only",
+                json!({"network": "n1"}),
+                Warning("address is unset with network"),
+            ),
             ("no address", json!({}), Error("address is required")),
             (
                 "bad address",

@@ -15,12 +15,16 @@ use crate::istio::Path;
 pub fn validate(r: &mut Report, meta: &Metadata, sc: &Sidecar) {
     let spec = Path::Root("spec");
     if let Some(ws) = &sc.workload_selector {
+        let before = r.errors.len();
         check_selector_labels(
             r,
             &spec.field("workloadSelector").field("labels"),
             &ws.labels,
             "sidecar: workload selector specified without labels, will be applied to all services in namespace",
         );
+        if r.errors.len() > before {
+            return;
+        }
     }
     if sc.egress.is_empty()
         && sc.ingress.is_empty()
@@ -28,6 +32,7 @@ pub fn validate(r: &mut Report, meta: &Metadata, sc: &Sidecar) {
         && sc.inbound_connection_pool.is_none()
     {
         r.err(&spec, "sidecar: empty configuration provided");
+        return;
     }
 
     let ip = spec.field("ingress");
@@ -101,7 +106,7 @@ pub fn validate(r: &mut Report, meta: &Metadata, sc: &Sidecar) {
             if !tls.tls_certificates.is_empty() {
                 r.err(
                     &tp.field("tlsCertificates"),
-                    "sidecar: tlsCertificates is not currently supported",
+                    "sidecar: tls_certificates is not currently supported",
                 );
             }
             if matches!(
@@ -133,7 +138,7 @@ pub fn validate(r: &mut Report, meta: &Metadata, sc: &Sidecar) {
                         "sidecar: HTTP connection pool settings are configured for port {} ({:?}) but its protocol is not HTTP ({}); only TCP settings will apply",
                         port.number,
                         port.name,
-                        port.protocol.to_ascii_uppercase()
+                        port.protocol
                     ),
                 );
             }
@@ -176,6 +181,12 @@ pub fn validate(r: &mut Report, meta: &Metadata, sc: &Sidecar) {
                 check_port_name(r, &pp, &port.name);
                 let bp = lp.field("bind");
                 if port.number == 0 {
+                    if !port.protocol.is_empty() && parse_protocol(&port.protocol).is_none() {
+                        r.err(
+                            &pp.field("protocol"),
+                            format!("unsupported protocol: {}", port.protocol),
+                        );
+                    }
                     match l.bind.strip_prefix("unix://") {
                         None => r.err(
                             &bp,
@@ -232,7 +243,7 @@ pub fn validate(r: &mut Report, meta: &Metadata, sc: &Sidecar) {
         let mut by_ns: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
         for (j, h) in l.hosts.iter().enumerate() {
             let jp = hp.index(j);
-            if let Some((ns, svc)) = h.split_once('/') {
+            if let Some((ns, svc)) = h.split_once('/').filter(|(ns, _)| !ns.starts_with('~')) {
                 let ns = if ns == "." {
                     meta.namespace.as_str()
                 } else {
@@ -253,8 +264,7 @@ pub fn validate(r: &mut Report, meta: &Metadata, sc: &Sidecar) {
             }
         }
         let star_star = by_ns.get("*").is_some_and(|s| s.contains("*"));
-        let others = by_ns.keys().filter(|k| !k.starts_with('~')).count();
-        if star_star && others != 1 {
+        if star_star && by_ns.len() != 1 {
             r.warn(
                 &hp,
                 "`*/*` host select all resources, no other hosts can be added",
@@ -264,15 +274,11 @@ pub fn validate(r: &mut Report, meta: &Metadata, sc: &Sidecar) {
 
     if let Some(otp) = &sc.outbound_traffic_policy {
         let op = spec.field("outboundTrafficPolicy");
-        match otp.mode {
-            OutboundMode::AllowAnyDynamicDns => r.err(
+        if otp.mode == OutboundMode::AllowAnyDynamicDns {
+            r.err(
                 &op.field("mode"),
                 "sidecar: ALLOW_ANY_DYNAMIC_DNS mode is only supported in MeshConfig, not in Sidecar resource",
-            ),
-            OutboundMode::Unknown(n) => {
-                r.err(&op.field("mode"), format!("sidecar: unknown outbound traffic policy mode {n}"))
-            }
-            _ => {}
+            );
         }
         if let Some(ep) = &otp.egress_proxy {
             let epp = op.field("egressProxy");
@@ -281,28 +287,32 @@ pub fn validate(r: &mut Report, meta: &Metadata, sc: &Sidecar) {
                     &epp,
                     "sidecar: egress_proxy must be set only with ALLOW_ANY outbound_traffic_policy mode",
                 );
-            }
-            if ep.port.is_none() {
-                r.err(
-                    &epp.field("port"),
-                    "sidecar: egress_proxy port must be non-nil",
-                );
-            }
-            let hp = epp.field("host");
-            if ep.host == "*" {
-                r.err(&hp, "invalid destination host *");
-            } else if let Err(e) = validate_wildcard_domain(&ep.host) {
-                r.err(&hp, e);
-            }
-            if !ep.subset.is_empty() && !is_dns1123_label(&ep.subset) {
-                r.err(
-                    &epp.field("subset"),
-                    format!("subset name is invalid: {}", ep.subset),
-                );
-            }
-            if let Some(port) = &ep.port {
-                if let Err(e) = validate_port(port.number) {
-                    r.err(&epp.field("port").field("number"), e);
+            } else {
+                if let Err(e) = validate_fqdn(&ep.host) {
+                    r.err(&epp.field("host"), e);
+                }
+                match &ep.port {
+                    None => r.err(
+                        &epp.field("port"),
+                        "sidecar: egress_proxy port must be non-nil",
+                    ),
+                    Some(port) => {
+                        let hp = epp.field("host");
+                        if ep.host == "*" {
+                            r.err(&hp, "invalid destination host *");
+                        } else if let Err(e) = validate_wildcard_domain(&ep.host) {
+                            r.err(&hp, e);
+                        }
+                        if !ep.subset.is_empty() && !is_dns1123_label(&ep.subset) {
+                            r.err(
+                                &epp.field("subset"),
+                                format!("subset name is invalid: {}", ep.subset),
+                            );
+                        }
+                        if let Err(e) = validate_port(port.number) {
+                            r.err(&epp.field("port").field("number"), e);
+                        }
+                    }
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! destinations and weights, redirects, rewrites, retries, faults, mirrors, CORS, header
 //! operations, delegation, and the unreachable-rule warnings.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use base64::Engine;
 
@@ -105,7 +105,7 @@ pub fn validate(r: &mut Report, meta: &Metadata, vs: &VirtualService) {
     let mut all_valid = true;
     for (i, h) in vs.hosts.iter().enumerate() {
         let p = hp.index(i);
-        if let Err(e) = validate_vs_host(h, ctx.gateway_only) {
+        if let Err(e) = validate_vs_host(h, ctx.gateway_only && is_sni_host(vs)) {
             if !is_ip(h) {
                 r.err(&p, e);
                 all_valid = false;
@@ -176,18 +176,45 @@ pub fn validate(r: &mut Report, meta: &Metadata, vs: &VirtualService) {
 
 /// A VirtualService host (or SNI host): a wildcard domain; gateway-bound services also accept
 /// `outbound_.<port>_._.<host>`.
-fn validate_vs_host(h: &str, gateway_only: bool) -> Result<(), String> {
-    if gateway_only && h.starts_with("outbound_") {
-        let parts: Vec<&str> = h.splitn(4, '.').collect();
-        if parts.len() == 4 && parts[0] == "outbound_" && parts[2] == "_" {
-            if let Some(port) = parts[1].strip_suffix('_') {
-                if port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p)) {
-                    return validate_wildcard_domain(parts[3]);
-                }
-            }
+fn validate_vs_host(h: &str, sni_ok: bool) -> Result<(), String> {
+    if h.is_empty() {
+        return Err("empty domain name not allowed".to_string());
+    }
+    if h.len() > 255 {
+        return Err(format!("domain name {h:?} too long (max 255)"));
+    }
+    if sni_ok && h.starts_with("outbound_") {
+        // Istio's auto-generated SNI form `outbound_.<port>_._.<host>`.
+        let parts: Vec<&str> = h.split('_').collect();
+        if parts.len() < 4 {
+            return Err(format!(
+                "domain name {h} invalid, should follow 'outbound_.<port>_._.<hostname>' format"
+            ));
         }
+        if parts[0] != "outbound" {
+            return Err(format!(
+                "domain name {h:?} invalid (label {:?} invalid)",
+                parts[0]
+            ));
+        }
+        let port = parts[1].trim_matches('.');
+        let host = parts[3].trim_matches('.');
+        if !port.bytes().any(|c| c.is_ascii_digit()) {
+            return Err(format!("domain name {h:?} invalid (label {port:?} invalid). should follow outbound_.<port>_._.<hostname> format"));
+        }
+        if !host.bytes().any(|c| c.is_ascii_alphabetic()) {
+            return Err(format!("domain name {h:?} invalid (label {host:?} invalid). should follow outbound_.<port>_._.<hostname> format"));
+        }
+        return Ok(());
     }
     validate_wildcard_domain(h)
+}
+
+/// Whether some TLS route of the VirtualService matches on SNI hosts.
+fn is_sni_host(vs: &VirtualService) -> bool {
+    vs.tls
+        .iter()
+        .any(|t| t.r#match.iter().any(|m| !m.sni_hosts.is_empty()))
 }
 
 fn route_name(name: &str, i: usize) -> String {
@@ -213,23 +240,6 @@ fn validate_http_route(r: &mut Report, ctx: &Ctx<'_>, h: &HttpRoute, p: &Path<'_
                 &p.field("route"),
                 format!("root HTTP route {} must not specify route", h.name),
             );
-        }
-        if let Some(d) = &h.delegate {
-            let dp = p.field("delegate");
-            if d.name.is_empty() {
-                r.err(&dp.field("name"), "delegate name is required");
-            } else if !is_dns1123_subdomain(&d.name) {
-                r.err(
-                    &dp.field("name"),
-                    format!("delegate name {} is invalid", d.name),
-                );
-            }
-            if !d.namespace.is_empty() && !is_dns1123_label(&d.namespace) {
-                r.err(
-                    &dp.field("namespace"),
-                    format!("delegate namespace {} is invalid", d.namespace),
-                );
-            }
         }
     } else {
         if ctx.delegate_vs && h.delegate.is_some() {
@@ -285,7 +295,7 @@ fn validate_http_route(r: &mut Report, ctx: &Ctx<'_>, h: &HttpRoute, p: &Path<'_
             );
         }
     }
-    if h.mirror.is_some() && !h.mirrors.is_empty() {
+    if !is_root && h.mirror.is_some() && !h.mirrors.is_empty() {
         r.err(
             &p.field("mirrors"),
             "HTTP route cannot contain both mirror and mirrors",
@@ -414,10 +424,10 @@ fn validate_http_route(r: &mut Report, ctx: &Ctx<'_>, h: &HttpRoute, p: &Path<'_
         }
         total += i64::from(d.weight);
     }
-    if h.route.len() > 1 && total <= 0 {
+    if h.route.len() > 1 && total == 0 {
         r.err(
             &rp,
-            format!("total destination weight = {total} (weights must add up to more than 0)"),
+            "total destination weight = 0 (weights are relative and must not all be 0)",
         );
     }
 
@@ -559,9 +569,6 @@ fn validate_header_op_name(name: &str, allow_authority: bool) -> Result<(), Stri
         return Err(format!(
             "invalid header {name:?}: header cannot have \":\" prefix"
         ));
-    }
-    if !is_token(name) {
-        return Err(format!("header name {name} is not a valid header name"));
     }
     Ok(())
 }
@@ -742,9 +749,6 @@ fn validate_fault(r: &mut Report, f: &HttpFaultInjection, p: &Path<'_>) {
             if let Err(e) = validate_percentage(pct.value) {
                 r.err(&dp.field("percentage").field("value"), e);
             }
-        }
-        if let Err(e) = validate_percent(i64::from(d.percent)) {
-            r.err(&dp.field("percent"), e);
         }
         if d.fixed_delay.is_some() && d.exponential_delay.is_some() {
             r.err(&dp, "only one of fixedDelay or exponentialDelay may be set");
@@ -932,10 +936,10 @@ fn validate_route_destinations(r: &mut Report, routes: &[RouteDestination], p: &
         }
         total += i64::from(d.weight);
     }
-    if routes.len() > 1 && total <= 0 {
+    if routes.len() > 1 && total == 0 {
         r.err(
             p,
-            format!("total destination weight = {total} (weights must add up to more than 0)"),
+            "total destination weight = 0 (weights are relative and must not all be 0)",
         );
     }
 }
@@ -947,7 +951,6 @@ fn check_l4_common(
     port: u32,
     labels: &BTreeMap<String, String>,
     gateways: &[String],
-    source_namespace: &str,
 ) {
     let sp = p.field("destinationSubnets");
     for (i, s) in subnets.iter().enumerate() {
@@ -962,12 +965,6 @@ fn check_l4_common(
     }
     check_labels(r, &p.field("sourceLabels"), labels);
     check_gateway_names(r, &p.field("gateways"), gateways);
-    if !source_namespace.is_empty() && !is_dns1123_label(source_namespace) {
-        r.err(
-            &p.field("sourceNamespace"),
-            format!("sourceNamespace match {source_namespace} is invalid"),
-        );
-    }
 }
 
 fn validate_tls_route(r: &mut Report, ctx: &Ctx<'_>, t: &TlsRoute, p: &Path<'_>) {
@@ -983,7 +980,7 @@ fn validate_tls_route(r: &mut Report, ctx: &Ctx<'_>, t: &TlsRoute, p: &Path<'_>)
         }
         for (j, sni) in m.sni_hosts.iter().enumerate() {
             let jp = sp.index(j);
-            if let Err(e) = validate_vs_host(sni, ctx.gateway_only) {
+            if let Err(e) = validate_vs_host(sni, !ctx.gateways.iter().any(|g| g == "mesh")) {
                 if is_ip(sni) {
                     r.warn(
                         &jp,
@@ -1013,7 +1010,6 @@ fn validate_tls_route(r: &mut Report, ctx: &Ctx<'_>, t: &TlsRoute, p: &Path<'_>)
             m.port,
             &m.source_labels,
             &m.gateways,
-            &m.source_namespace,
         );
     }
     if t.route.is_empty() {
@@ -1032,7 +1028,6 @@ fn validate_tcp_route(r: &mut Report, _ctx: &Ctx<'_>, t: &TcpRoute, p: &Path<'_>
             m.port,
             &m.source_labels,
             &m.gateways,
-            &m.source_namespace,
         );
     }
     if t.route.is_empty() {
@@ -1043,8 +1038,67 @@ fn validate_tcp_route(r: &mut Report, _ctx: &Ctx<'_>, t: &TcpRoute, p: &Path<'_>
 
 // ---------------------------------------------------------------- unreachable rules (V9-V12)
 
+/// Whether two matches are equal ignoring `name` (Istio compares them as JSON without the name).
+fn same_match(a: &HttpMatchRequest, b: &HttpMatchRequest) -> bool {
+    a.uri == b.uri && same_match_except_uri(a, b) && a.method == b.method
+}
+
+/// V12 comparison: everything but `name` and `uri`, with an unset method counting as GET.
+fn same_match_except_uri(a: &HttpMatchRequest, b: &HttpMatchRequest) -> bool {
+    fn method(m: &HttpMatchRequest) -> (u8, &str) {
+        match &m.method {
+            None => (1, "GET"),
+            Some(StringMatch::Exact(s)) => (1, s),
+            Some(StringMatch::Prefix(s)) => (2, s),
+            Some(StringMatch::Regex(s)) => (3, s),
+            Some(StringMatch::Unset) => (4, ""),
+        }
+    }
+    method(a) == method(b)
+        && a.scheme == b.scheme
+        && a.authority == b.authority
+        && a.headers == b.headers
+        && a.port == b.port
+        && a.source_labels == b.source_labels
+        && a.gateways == b.gateways
+        && a.query_params == b.query_params
+        && a.ignore_uri_case == b.ignore_uri_case
+        && a.without_headers == b.without_headers
+        && a.source_namespace == b.source_namespace
+        && a.stat_prefix == b.stat_prefix
+}
+
+/// A hash of everything [`same_match`] compares.
+fn match_hash(m: &HttpMatchRequest) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        &m.uri,
+        &m.scheme,
+        &m.method,
+        &m.authority,
+        &m.headers,
+        m.port,
+        &m.source_labels,
+        &m.gateways,
+    )
+        .hash(&mut h);
+    (
+        &m.query_params,
+        m.ignore_uri_case,
+        &m.without_headers,
+        &m.source_namespace,
+        &m.stat_prefix,
+    )
+        .hash(&mut h);
+    h.finish()
+}
+
 fn analyze_unreachable_http(r: &mut Report, p: &Path<'_>, routes: &[HttpRoute]) {
-    let mut seen: Vec<(HttpMatchRequest, usize)> = Vec::new();
+    // Matches seen so far, keyed like Istio's JSON comparison (name removed), and the prefix
+    // matches among them for the overlap check.
+    let mut seen: HashMap<u64, Vec<(&HttpMatchRequest, usize)>> = HashMap::new();
+    let mut prefixes: Vec<PrefixMatch> = Vec::new();
     let mut empty_seen = false;
     for (rulen, route) in routes.iter().enumerate() {
         let rp = p.index(rulen);
@@ -1072,10 +1126,13 @@ fn analyze_unreachable_http(r: &mut Report, p: &Path<'_>, routes: &[HttpRoute]) 
         }
         let mut dups = 0;
         for (matchn, m) in route.r#match.iter().enumerate() {
-            let mut key = m.clone();
-            key.name.clear();
-            if let Some((_, dupn)) = seen.iter().find(|(k, _)| *k == key) {
-                let dname = route_name(&routes[*dupn].name, *dupn);
+            let h = match_hash(m);
+            let dup = seen
+                .get(&h)
+                .and_then(|c| c.iter().find(|(x, _)| same_match(x, m)))
+                .map(|(_, n)| *n);
+            if let Some(dupn) = dup {
+                let dname = route_name(&routes[dupn].name, dupn);
                 let mname = route_name(&m.name, matchn);
                 r.warn(
                     &rp.field("match").index(matchn),
@@ -1085,8 +1142,10 @@ fn analyze_unreachable_http(r: &mut Report, p: &Path<'_>, routes: &[HttpRoute]) 
                 );
                 dups += 1;
             } else {
-                overlapping_prefix(r, routes, &seen, &key, rulen, matchn, &rp);
-                seen.push((key, rulen));
+                seen.entry(h).or_default().push((m, rulen));
+                if let Some(pm) = prefix_match(route, m, rulen, matchn) {
+                    prefixes.push(pm);
+                }
             }
         }
         if dups == route.r#match.len() {
@@ -1096,60 +1155,120 @@ fn analyze_unreachable_http(r: &mut Report, p: &Path<'_>, routes: &[HttpRoute]) 
             );
         }
     }
+    report_overlapping_prefixes(r, p, &prefixes);
 }
 
-/// V12: an earlier `uri.prefix` that covers a later, longer prefix with otherwise equal conditions.
-fn overlapping_prefix(
-    r: &mut Report,
-    routes: &[HttpRoute],
-    seen: &[(HttpMatchRequest, usize)],
-    m: &HttpMatchRequest,
-    rulen: usize,
+/// One prefix match, reduced the way Istio compares overlapping prefixes (V12).
+struct PrefixMatch {
+    rule: usize,
     matchn: usize,
-    rp: &Path<'_>,
-) {
-    let Some(StringMatch::Prefix(later)) = &m.uri else {
-        return;
+    route_str: String,
+    match_str: String,
+    prefix: String,
+    port: u32,
+    method: String,
+    authority: String,
+    headers: BTreeMap<String, String>,
+    query_params: BTreeMap<String, String>,
+    without_headers: BTreeMap<String, String>,
+}
+
+/// `exact:<v>`, `prefix:<v>` or empty (regex and unset count as empty).
+fn exact_or_prefix(m: Option<&StringMatch>) -> String {
+    match m {
+        Some(StringMatch::Exact(v)) if !v.is_empty() => format!("exact:{v}"),
+        Some(StringMatch::Prefix(v)) if !v.is_empty() => format!("prefix:{v}"),
+        _ => String::new(),
+    }
+}
+
+fn prefix_match(
+    route: &HttpRoute,
+    m: &HttpMatchRequest,
+    rule: usize,
+    matchn: usize,
+) -> Option<PrefixMatch> {
+    let Some(StringMatch::Prefix(prefix)) = &m.uri else {
+        return None;
     };
-    let norm = |x: &HttpMatchRequest| {
-        let mut y = x.clone();
-        y.uri = None;
-        if y.method.is_none() {
-            y.method = Some(StringMatch::Exact("GET".to_string()));
+    if prefix.is_empty() {
+        return None;
+    }
+    let mut method = exact_or_prefix(m.method.as_ref());
+    if method.is_empty() {
+        method = "exact:GET".to_string();
+    }
+    let reduce = |map: &BTreeMap<String, StringMatch>| {
+        map.iter()
+            .map(|(k, v)| (k.clone(), exact_or_prefix(Some(v))))
+            .collect::<BTreeMap<_, _>>()
+    };
+    Some(PrefixMatch {
+        rule,
+        matchn,
+        route_str: route_name(&route.name, rule),
+        match_str: route_name(&m.name, matchn),
+        prefix: prefix.clone(),
+        port: m.port,
+        method,
+        authority: exact_or_prefix(m.authority.as_ref()),
+        headers: reduce(&m.headers),
+        query_params: reduce(&m.query_params),
+        without_headers: reduce(&m.without_headers),
+    })
+}
+
+/// Whether the earlier prefix match `a` covers the later `b` (Istio's `coveredValidation`).
+fn covers(a: &PrefixMatch, b: &PrefixMatch) -> bool {
+    fn value_covers(a: &str, b: &str) -> bool {
+        a == b || a.starts_with(b)
+    }
+    fn map_covers(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .all(|(k, v)| b.get(k).is_some_and(|bv| value_covers(v, bv)))
+    }
+    b.prefix.starts_with(a.prefix.as_str())
+        && a.port == b.port
+        && value_covers(&a.method, &b.method)
+        && value_covers(&a.authority, &b.authority)
+        && map_covers(&a.headers, &b.headers)
+        && map_covers(&a.query_params, &b.query_params)
+        && map_covers(&a.without_headers, &b.without_headers)
+}
+
+fn report_overlapping_prefixes(r: &mut Report, p: &Path<'_>, entries: &[PrefixMatch]) {
+    // Candidate pairs are those where the earlier prefix is a proper prefix of the later one:
+    // look every proper prefix of each entry up instead of comparing all pairs.
+    let mut by_prefix: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        by_prefix.entry(e.prefix.as_str()).or_default().push(i);
+    }
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
+    for (j, b) in entries.iter().enumerate() {
+        for (k, _) in b.prefix.char_indices().skip(1) {
+            if let Some(list) = by_prefix.get(&b.prefix[..k]) {
+                pairs.extend(list.iter().filter(|&&i| i < j).map(|&i| (i, j)));
+            }
         }
-        y
-    };
-    let m_rest = norm(m);
-    for (earlier, erule) in seen {
-        let Some(StringMatch::Prefix(prefix)) = &earlier.uri else {
+    }
+    pairs.sort_unstable();
+    for (i, j) in pairs {
+        let (Some(a), Some(b)) = (entries.get(i), entries.get(j)) else {
             continue;
         };
-        if later.len() > prefix.len()
-            && later.starts_with(prefix.as_str())
-            && norm(earlier) == m_rest
-        {
-            // Find the earlier match index within its rule for the message.
-            let ematch = routes
-                .get(*erule)
-                .and_then(|rt| {
-                    rt.r#match.iter().position(|x| {
-                        let mut k = x.clone();
-                        k.name.clear();
-                        k == *earlier
-                    })
-                })
-                .unwrap_or(0);
-            r.warn(
-                &rp.field("match").index(matchn),
-                format!(
-                    "virtualService rule {} match {} of prefix {later} is not used (duplicate/overlapping match in rule {} of prefix {prefix} on #{ematch})",
-                    route_name(&routes.get(rulen).map(|x| x.name.clone()).unwrap_or_default(), rulen),
-                    route_name(&m.name, matchn),
-                    route_name(&routes.get(*erule).map(|x| x.name.clone()).unwrap_or_default(), *erule),
-                ),
-            );
-            return;
+        if !covers(a, b) {
+            continue;
         }
+        let rp = p.index(b.rule);
+        let mp = rp.field("match");
+        r.warn(
+            &mp.index(b.matchn),
+            format!(
+                "virtualService rule {} match {} of prefix {} is not used (duplicate/overlapping match in rule {} of prefix {} on {})",
+                b.route_str, b.match_str, b.prefix, a.match_str, a.prefix, a.route_str
+            ),
+        );
     }
 }
 
@@ -1408,6 +1527,11 @@ mod tests {
                 "snake case",
                 route(json!({"cors_policy": {"allow_origins": [{"exact": "https://a"}]}})),
                 Valid,
+            ),
+            (
+                "snake case path",
+                route(json!({"retries": {"attempts": 2, "retry_on": "5xx, reset"}})),
+                Error("spec.http[0].retries.retry_on: \" reset\" is not a valid retryOn policy"),
             ),
             (
                 "regex ok",
@@ -1672,7 +1796,7 @@ mod tests {
             ),
             (
                 "exportTo dup",
-                json!({"hosts": ["r"], "exportTo": [".", "ns"], "http": [{"route": [{"destination": {"host": "a"}}]}]}),
+                json!({"hosts": ["r"], "exportTo": ["ns", "."], "http": [{"route": [{"destination": {"host": "a"}}]}]}),
                 Error("duplicate entries in exportTo: . and current namespace ns"),
             ),
             (
