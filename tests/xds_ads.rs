@@ -150,14 +150,34 @@ async fn ads_flow_ack_nack_and_push_order() {
     // A stale nonce is ignored.
     c.send(req(CLUSTER, &[], "x", "not-a-nonce")).await;
     assert!(c.silent(Duration::from_millis(200)).await);
-    // A config change pushes every subscribed type in order CDS, EDS, LDS, RDS.
-    let extra = "apiVersion: v1\nkind: Service\nmetadata: {name: extra, namespace: bookinfo}\nspec:\n  clusterIP: 10.96.0.99\n  ports: [{name: http, port: 9080}]\n";
+    // A config change pushes every changed type in order CDS, EDS, LDS, RDS.
+    let extra = "apiVersion: v1\nkind: Service\nmetadata: {name: extra, namespace: bookinfo}\nspec:\n  clusterIP: 10.96.0.99\n  ports: [{name: http, port: 9080}, {name: tcp-db, port: 5432}]\n";
     std::fs::write(dir.path().join("extra.yaml"), extra).expect("write");
     let mut order = Vec::new();
     for _ in 0..4 {
-        order.push(c.recv().await.type_url);
+        let r = c.recv().await;
+        let names: Vec<&str> = match r.type_url.as_str() {
+            t if t == ENDPOINT => vec![name],
+            t if t == ROUTE => vec!["9080"],
+            _ => vec![],
+        };
+        c.send(req(&r.type_url, &names, &r.version_info, &r.nonce))
+            .await;
+        order.push(r.type_url);
     }
     assert_eq!(order, vec![CLUSTER, ENDPOINT, LISTENER, ROUTE]);
+    assert!(c.silent(Duration::from_millis(300)).await);
+    // A VirtualService-only change pushes only RDS (unchanged types are not re-sent).
+    let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: extra, namespace: bookinfo}\nspec:\n  hosts: [extra]\n  http:\n  - timeout: 3s\n    route:\n    - destination: {host: extra, port: {number: 9080}}\n";
+    std::fs::write(dir.path().join("extra-vs.yaml"), vs).expect("write");
+    let r = c.recv().await;
+    assert_eq!(r.type_url, ROUTE);
+    c.send(req(ROUTE, &["9080"], &r.version_info, &r.nonce))
+        .await;
+    assert!(
+        c.silent(Duration::from_millis(400)).await,
+        "only RDS changed"
+    );
     meshd.stop().await;
 }
 

@@ -337,6 +337,7 @@ impl AdsService {
                 pending_convergence: None,
                 permit: None,
                 permit_deadline: Instant::now(),
+                sent_bodies: HashMap::new(),
             };
             conn.run(input).await;
             if conn.proxy.is_some() {
@@ -376,6 +377,8 @@ struct Connection {
     /// Push slot held until Envoy answers the push.
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
     permit_deadline: Instant,
+    /// Last response body sent per type (shared bytes; used to skip unchanged types on a push).
+    sent_bodies: HashMap<String, bytes::Bytes>,
 }
 
 impl Connection {
@@ -537,8 +540,16 @@ impl Connection {
 
     async fn push_all(&mut self) -> Result<(), ()> {
         self.pending_convergence = Some(self.push.started);
+        let mut cds_sent = false;
         for t in self.state.push_types() {
+            // A type whose resources did not change is not re-sent, except EDS after CDS (Envoy only
+            // finishes warming a changed cluster with a fresh EDS response).
+            let must = t == protocol::ENDPOINT && cds_sent;
+            if !must && self.unchanged(t) {
+                continue;
+            }
             self.send(t).await?;
+            cds_sent |= t == protocol::CLUSTER;
         }
         if let Some(start) = self.pending_convergence.take() {
             self.shared
@@ -548,6 +559,19 @@ impl Connection {
         }
         self.update_info();
         Ok(())
+    }
+
+    /// Would the response for `type_url` carry exactly what was last sent on this stream?
+    fn unchanged(&self, type_url: &str) -> bool {
+        let Some(proxy) = self.proxy.as_ref() else {
+            return false;
+        };
+        let Some(last) = self.sent_bodies.get(type_url) else {
+            return false;
+        };
+        let res = self.shared.resources(&self.push.ctx, proxy);
+        res.response_body(type_url, self.state.requested(type_url))
+            .is_some_and(|b| &b == last)
     }
 
     async fn send(&mut self, type_url: &str) -> Result<(), ()> {
@@ -572,6 +596,7 @@ impl Connection {
             }),
             ..Default::default()
         };
+        self.sent_bodies.insert(type_url.to_string(), body.clone());
         let (prefix, resources) = frame(&head, &body);
         self.tx.send(Out::Data(prefix)).await.map_err(|_| ())?;
         if !resources.is_empty() {
