@@ -571,7 +571,7 @@ impl Connection {
         };
         let res = self.shared.resources(&self.push.ctx, proxy);
         res.response_body(type_url, self.state.requested(type_url))
-            .is_some_and(|b| &b == last)
+            .is_some_and(|b| b == *last)
     }
 
     async fn send(&mut self, type_url: &str) -> Result<(), ()> {
