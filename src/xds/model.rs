@@ -114,9 +114,23 @@ impl Service {
 #[derive(Debug, Default)]
 pub struct Interner {
     map: Mutex<HashMap<String, Vec<Arc<Any>>>>,
+    bytes: Mutex<HashMap<(String, u64), Vec<bytes::Bytes>>>,
 }
 
 impl Interner {
+    /// Returns the shared copy of `b` (a response body of `type_url` whose content hash is `hash`).
+    pub fn intern_bytes(&self, type_url: &str, hash: u64, b: bytes::Bytes) -> bytes::Bytes {
+        let Ok(mut map) = self.bytes.lock() else {
+            return b;
+        };
+        let list = map.entry((type_url.to_string(), hash)).or_default();
+        if let Some(existing) = list.iter().find(|x| **x == b) {
+            return existing.clone();
+        }
+        list.push(b.clone());
+        b
+    }
+
     /// Returns the shared copy of `any` (named `name`).
     pub fn intern(&self, name: &str, any: Any) -> Arc<Any> {
         let Ok(mut map) = self.map.lock() else {

@@ -377,8 +377,8 @@ struct Connection {
     /// Push slot held until Envoy answers the push.
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
     permit_deadline: Instant,
-    /// Last response body sent per type (shared bytes; used to skip unchanged types on a push).
-    sent_bodies: HashMap<String, bytes::Bytes>,
+    /// Content hash of the last response body sent per type (to skip unchanged types on a push).
+    sent_bodies: HashMap<String, u64>,
 }
 
 impl Connection {
@@ -570,8 +570,12 @@ impl Connection {
             return false;
         };
         let res = self.shared.resources(&self.push.ctx, proxy);
-        res.response_body(type_url, self.state.requested(type_url))
-            .is_some_and(|b| b == *last)
+        res.response_body(
+            type_url,
+            self.state.requested(type_url),
+            &self.push.ctx.interner,
+        )
+        .is_some_and(|(_, hash)| hash == *last)
     }
 
     async fn send(&mut self, type_url: &str) -> Result<(), ()> {
@@ -581,7 +585,9 @@ impl Connection {
         let started = Instant::now();
         let ctx = self.push.ctx.clone();
         let res = self.shared.resources(&ctx, &proxy);
-        let Some(body) = res.response_body(type_url, self.state.requested(type_url)) else {
+        let Some((body, hash)) =
+            res.response_body(type_url, self.state.requested(type_url), &ctx.interner)
+        else {
             return Ok(());
         };
         let version = self.version();
@@ -596,7 +602,7 @@ impl Connection {
             }),
             ..Default::default()
         };
-        self.sent_bodies.insert(type_url.to_string(), body.clone());
+        self.sent_bodies.insert(type_url.to_string(), hash);
         let (prefix, resources) = frame(&head, &body);
         self.tx.send(Out::Data(prefix)).await.map_err(|_| ())?;
         if !resources.is_empty() {

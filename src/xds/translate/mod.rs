@@ -45,17 +45,19 @@ pub struct Resources {
     pub routes: Encoded,
     /// Encoded `DiscoveryResponse.resources` fields by (type, requested names), shared by every stream
     /// with the same resources.
-    bodies: std::sync::Mutex<std::collections::HashMap<(String, u64), bytes::Bytes>>,
+    bodies: std::sync::Mutex<std::collections::HashMap<(String, u64), (bytes::Bytes, u64)>>,
 }
 
 impl Resources {
     /// The encoded `resources` field (number 2 of `DiscoveryResponse`) for `type_url`, with all
-    /// resources (`names == None`, wildcard) or the requested ones. Computed once and shared.
+    /// resources (`names == None`, wildcard) or the requested ones, plus a hash of it. Computed once per
+    /// resource set and interned in `interner`, so equal bodies of different proxies share memory.
     pub fn response_body(
         &self,
         type_url: &str,
         names: Option<&std::collections::BTreeSet<String>>,
-    ) -> Option<bytes::Bytes> {
+        interner: &super::model::Interner,
+    ) -> Option<(bytes::Bytes, u64)> {
         use std::hash::{Hash, Hasher};
         let all = self.of_type(type_url)?;
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -76,14 +78,17 @@ impl Resources {
         for a in selected {
             prost::encoding::message::encode(2, a.as_ref(), &mut buf);
         }
-        let body = buf.freeze();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        buf.hash(&mut hasher);
+        let hash = hasher.finish();
+        let body = interner.intern_bytes(type_url, hash, buf.freeze());
         if let Ok(mut m) = self.bodies.lock() {
             if m.len() > 64 {
                 m.clear();
             }
-            m.insert(key, body.clone());
+            m.insert(key, (body.clone(), hash));
         }
-        Some(body)
+        Some((body, hash))
     }
 
     /// Resources of one xDS type URL.
