@@ -324,3 +324,72 @@ async fn cli_discovery_bootstrap_and_proxy_config() {
         .expect("text");
     assert!(dump.contains(&format!("http.{port}")), "{dump}");
 }
+
+#[test]
+fn bootstrap_variants_pass_envoy_validate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases: [&[&str]; 3] = [
+        &[
+            "--xds-address",
+            "localhost:15010",
+            "--node-id",
+            "sidecar~10.1.2.3~web-1.shop~shop.svc.cluster.local",
+            "--label",
+            "app=web",
+            "--label",
+            "version=v1",
+        ],
+        &[
+            "--xds-address",
+            "127.0.0.1:15010",
+            "--node-id",
+            ROUTER,
+            "--label",
+            "istio=ingressgateway",
+            "--admin-port",
+            "19000",
+        ],
+        &[
+            "--xds-address",
+            "[::1]:15010",
+            "--node-id",
+            ROUTER,
+            "--meta",
+            "CLUSTER_ID=Kubernetes",
+        ],
+    ];
+    for (i, args) in cases.iter().enumerate() {
+        let out = Command::new(meshd_bin())
+            .arg("bootstrap")
+            .args(*args)
+            .output()
+            .expect("bootstrap");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert!(json["node"]["metadata"]["ISTIO_VERSION"].is_string());
+        let path = dir.path().join(format!("b{i}.json"));
+        std::fs::write(&path, &out.stdout).expect("write");
+        let v = Command::new(envoy_path())
+            .args(["--mode", "validate", "-c"])
+            .arg(&path)
+            .output()
+            .expect("validate");
+        let text =
+            String::from_utf8_lossy(&v.stdout).to_string() + &String::from_utf8_lossy(&v.stderr);
+        assert!(
+            v.status.success() && text.contains("OK"),
+            "case {i}: {text}"
+        );
+    }
+    // Bad input: a clear error, non-zero exit.
+    let out = Command::new(meshd_bin())
+        .args(["bootstrap", "--node-id", "nonsense"])
+        .output()
+        .expect("bootstrap");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--node-id"));
+}

@@ -175,6 +175,7 @@ pub fn generate(opts: &BootstrapOptions) -> Result<Value, BootstrapError> {
                 "type": if is_ip { "STATIC" } else { "STRICT_DNS" },
                 "connect_timeout": "1s",
                 "lb_policy": "ROUND_ROBIN",
+                "dns_lookup_family": "V4_PREFERRED",
                 "circuit_breakers": {"thresholds": [
                     {"priority": "DEFAULT", "max_connections": 100000, "max_pending_requests": 100000, "max_requests": 100000},
                     {"priority": "HIGH", "max_connections": 100000, "max_pending_requests": 100000, "max_requests": 100000}
