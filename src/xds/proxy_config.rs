@@ -135,32 +135,102 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     out
 }
 
-/// Renders a section in the short table form.
+/// `/apis/networking.istio.io/v1/namespaces/ns/kind/name` → `name.ns` (istioctl's short form).
+fn config_ref(v: &Value) -> String {
+    let cfg = v
+        .pointer("/metadata/filter_metadata/istio/config")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let parts: Vec<&str> = cfg.split('/').collect();
+    match parts.as_slice() {
+        [.., "namespaces", ns, _kind, name] => format!("{name}.{ns}"),
+        _ => "-".to_string(),
+    }
+}
+
+fn chain_match(fc: &Value) -> String {
+    let m = fc.get("filter_chain_match").cloned().unwrap_or(Value::Null);
+    let mut parts = Vec::new();
+    if let Some(p) = m.get("destination_port") {
+        parts.push(format!("port {p}"));
+    }
+    if let Some(sni) = m.get("server_names").and_then(Value::as_array) {
+        let names: Vec<&str> = sni.iter().filter_map(Value::as_str).collect();
+        if !names.is_empty() {
+            parts.push(format!("SNI: {}", names.join(",")));
+        }
+    }
+    if let Some(t) = m.get("transport_protocol").and_then(Value::as_str) {
+        parts.push(format!("Trans: {t}"));
+    }
+    if parts.is_empty() {
+        "ALL".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+fn chain_destination(fc: &Value) -> String {
+    for f in fc
+        .get("filters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let tc = f.get("typed_config").cloned().unwrap_or(Value::Null);
+        if let Some(r) = tc.pointer("/rds/route_config_name").and_then(Value::as_str) {
+            return format!("Route: {r}");
+        }
+        if let Some(r) = tc.pointer("/route_config/name").and_then(Value::as_str) {
+            return format!("Inline Route: {r}");
+        }
+        if let Some(c) = tc.get("cluster").and_then(Value::as_str) {
+            return format!("Cluster: {c}");
+        }
+        if tc.get("weighted_clusters").is_some() {
+            return "Weighted clusters".into();
+        }
+    }
+    "-".into()
+}
+
+/// Renders a section in the short table form (istioctl's columns).
 pub fn short(section: Section, items: &[Value]) -> String {
     match section {
-        Section::Listeners => table(
-            &["NAME", "ADDRESS", "PORT", "CHAINS"],
-            items
-                .iter()
-                .map(|l| {
-                    let port = l
-                        .pointer("/address/socket_address/port_value")
-                        .map(|p| p.to_string())
-                        .unwrap_or_default();
-                    let chains = l
-                        .get("filter_chains")
-                        .and_then(Value::as_array)
-                        .map(|a| a.len())
-                        .unwrap_or(0);
-                    vec![
+        Section::Listeners => {
+            let mut rows = Vec::new();
+            for l in items {
+                let addr = s(l, &["address", "socket_address", "address"]).to_string();
+                let port = l
+                    .pointer("/address/socket_address/port_value")
+                    .map(|p| p.to_string())
+                    .unwrap_or_default();
+                let chains: Vec<&Value> = l
+                    .get("filter_chains")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().collect())
+                    .unwrap_or_default();
+                if chains.is_empty() {
+                    rows.push(vec![
                         s(l, &["name"]).to_string(),
-                        s(l, &["address", "socket_address", "address"]).to_string(),
-                        port,
-                        chains.to_string(),
-                    ]
-                })
-                .collect(),
-        ),
+                        addr.clone(),
+                        port.clone(),
+                        "-".into(),
+                        "-".into(),
+                    ]);
+                }
+                for fc in chains {
+                    rows.push(vec![
+                        s(l, &["name"]).to_string(),
+                        addr.clone(),
+                        port.clone(),
+                        chain_match(fc),
+                        chain_destination(fc),
+                    ]);
+                }
+            }
+            table(&["NAME", "ADDRESSES", "PORT", "MATCH", "DESTINATION"], rows)
+        }
         Section::Routes => {
             let mut rows = Vec::new();
             for rc in items {
@@ -191,7 +261,12 @@ pub fn short(section: Section, items: &[Value]) -> String {
                         let m = r.get("match").cloned().unwrap_or(Value::Null);
                         let matcher = ["prefix", "path", "path_separated_prefix"]
                             .iter()
-                            .find_map(|k| m.get(*k).and_then(Value::as_str).map(|v| v.to_string()))
+                            .find_map(|k| {
+                                m.get(*k).and_then(Value::as_str).map(|v| match *k {
+                                    "prefix" => format!("{v}*"),
+                                    _ => v.to_string(),
+                                })
+                            })
                             .or_else(|| {
                                 m.pointer("/safe_regex/regex")
                                     .and_then(Value::as_str)
@@ -203,14 +278,25 @@ pub fn short(section: Section, items: &[Value]) -> String {
                             s(vh, &["name"]).to_string(),
                             shown.clone(),
                             matcher,
+                            config_ref(r),
                         ]);
                     }
                 }
             }
-            table(&["NAME", "VHOST NAME", "DOMAINS", "MATCH"], rows)
+            table(
+                &["NAME", "VHOST NAME", "DOMAINS", "MATCH", "VIRTUAL SERVICE"],
+                rows,
+            )
         }
         Section::Clusters => table(
-            &["SERVICE FQDN", "PORT", "SUBSET", "DIRECTION", "TYPE"],
+            &[
+                "SERVICE FQDN",
+                "PORT",
+                "SUBSET",
+                "DIRECTION",
+                "TYPE",
+                "DESTINATION RULE",
+            ],
             items
                 .iter()
                 .map(|c| {
@@ -221,6 +307,7 @@ pub fn short(section: Section, items: &[Value]) -> String {
                         .and_then(Value::as_str)
                         .unwrap_or("EDS")
                         .to_string();
+                    let dr = config_ref(c);
                     if parts.len() == 4 {
                         vec![
                             parts[3].into(),
@@ -228,9 +315,10 @@ pub fn short(section: Section, items: &[Value]) -> String {
                             parts[2].into(),
                             parts[0].into(),
                             typ,
+                            dr,
                         ]
                     } else {
-                        vec![name.into(), "-".into(), "-".into(), "-".into(), typ]
+                        vec![name.into(), "-".into(), "-".into(), "-".into(), typ, dr]
                     }
                 })
                 .collect(),
@@ -262,12 +350,13 @@ pub fn short(section: Section, items: &[Value]) -> String {
                         rows.push(vec![
                             format!("{addr}:{port}"),
                             status.into(),
+                            "OK".into(),
                             s(cla, &["cluster_name"]).into(),
                         ]);
                     }
                 }
             }
-            table(&["ENDPOINT", "STATUS", "CLUSTER"], rows)
+            table(&["ENDPOINT", "STATUS", "OUTLIER CHECK", "CLUSTER"], rows)
         }
     }
 }
@@ -308,7 +397,7 @@ mod tests {
             "{out}"
         );
         let r = short(Section::Routes, &extract(&dump, Section::Routes));
-        assert!(r.contains("a + 1 more...") && r.contains('/'), "{r}");
+        assert!(r.contains("a + 1 more...") && r.contains("/*"), "{r}");
         assert!(render(Section::Routes, &extract(&dump, Section::Routes), "yaml").is_ok());
         assert!(extract(&json!({}), Section::Listeners).is_empty());
     }

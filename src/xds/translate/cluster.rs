@@ -182,7 +182,7 @@ pub fn outbound_clusters(ctx: &PushContext) -> (Vec<Cluster>, Vec<ClusterLoadAss
                 .map(Vec::as_slice)
                 .unwrap_or(&[]);
             let (c, l) = build_cluster(svc, port.port, port.protocol, &base_name, top, None, eps);
-            clusters.push(c);
+            clusters.push(with_dr_metadata(c, dr));
             cla.extend(l);
             for subset in dr.map(|d| d.spec.subsets.as_slice()).unwrap_or(&[]) {
                 let name = cluster_name("outbound", port.port, &subset.name, &svc.hostname);
@@ -203,12 +203,26 @@ pub fn outbound_clusters(ctx: &PushContext) -> (Vec<Cluster>, Vec<ClusterLoadAss
                     subset.traffic_policy.as_ref(),
                     &sub_eps,
                 );
-                clusters.push(c);
+                clusters.push(with_dr_metadata(c, dr));
                 cla.extend(l);
             }
         }
     }
     (clusters, cla)
+}
+
+fn with_dr_metadata(
+    mut c: Cluster,
+    dr: Option<&crate::store::Object<istio::DestinationRule>>,
+) -> Cluster {
+    if let Some(dr) = dr {
+        c.metadata = Some(super::util::istio_config_metadata(
+            "destination-rule",
+            &dr.meta.namespace,
+            &dr.meta.name,
+        ));
+    }
+    c
 }
 
 /// The effective policy for a port: top-level, overridden by port-level, overridden by subset.

@@ -259,6 +259,11 @@ fn translate_rule(
     let mut out = Route {
         name,
         r#match: Some(route_match(m)),
+        metadata: Some(super::util::istio_config_metadata(
+            "virtual-service",
+            &vs.meta.namespace,
+            &vs.meta.name,
+        )),
         ..Default::default()
     };
     let (req_add, req_rm) = header_ops(rule.headers.as_ref().and_then(|h| h.request.as_ref()));

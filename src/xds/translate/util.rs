@@ -120,3 +120,26 @@ pub fn percent(p: Option<&istio::Percent>, legacy: Option<u32>) -> FractionalPer
         },
     }
 }
+
+/// Istio's config back-reference: `filter_metadata.istio.config =
+/// /apis/networking.istio.io/v1/namespaces/<ns>/<kind>/<name>` (shown by `proxy-config`).
+pub fn istio_config_metadata(
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> envoy_types::pb::envoy::config::core::v3::Metadata {
+    use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value};
+    let mut fields = std::collections::HashMap::new();
+    fields.insert(
+        "config".to_string(),
+        Value {
+            kind: Some(Kind::StringValue(format!(
+                "/apis/networking.istio.io/v1/namespaces/{namespace}/{kind}/{name}"
+            ))),
+        },
+    );
+    let mut md = envoy_types::pb::envoy::config::core::v3::Metadata::default();
+    md.filter_metadata
+        .insert("istio".to_string(), Struct { fields });
+    md
+}
