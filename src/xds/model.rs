@@ -440,6 +440,95 @@ impl PushContext {
     }
 }
 
+/// What a sidecar may reach: the `egress` hosts of the Sidecar resource that applies to it (Istio's
+/// SidecarScope), and whether unknown destinations are blocked (`REGISTRY_ONLY`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EgressScope {
+    /// `(namespace pattern, host pattern)`; `None` means everything is visible (no Sidecar resource).
+    pub hosts: Option<Vec<(String, String)>>,
+    pub registry_only: bool,
+}
+
+impl EgressScope {
+    /// Is `svc` visible to a proxy in `proxy_ns`?
+    pub fn visible(&self, svc: &Service, proxy_ns: &str) -> bool {
+        let Some(hosts) = &self.hosts else {
+            return true;
+        };
+        hosts.iter().any(|(ns, host)| {
+            let ns_ok = match ns.as_str() {
+                "*" => true,
+                "~" => false,
+                "." => svc.namespace == proxy_ns,
+                other => svc.namespace == other,
+            };
+            ns_ok && host_matches(host, &svc.hostname)
+        })
+    }
+}
+
+impl PushContext {
+    /// The Sidecar resource for a proxy: one in its namespace selecting its labels, else the namespace
+    /// default (no selector), else the root namespace (`istio-system`) default.
+    pub fn sidecar_scope(&self, proxy_ns: &str, labels: &BTreeMap<String, String>) -> EgressScope {
+        let sidecars = &self.snapshot.sidecars;
+        let pick = sidecars
+            .iter()
+            .find(|s| {
+                s.meta.namespace == proxy_ns
+                    && s.spec.workload_selector.as_ref().is_some_and(|w| {
+                        !w.labels.is_empty() && selector_matches(&w.labels, labels)
+                    })
+            })
+            .or_else(|| {
+                sidecars.iter().find(|s| {
+                    s.meta.namespace == proxy_ns
+                        && s.spec
+                            .workload_selector
+                            .as_ref()
+                            .is_none_or(|w| w.labels.is_empty())
+                })
+            })
+            .or_else(|| {
+                sidecars.iter().find(|s| {
+                    s.meta.namespace == "istio-system"
+                        && s.spec
+                            .workload_selector
+                            .as_ref()
+                            .is_none_or(|w| w.labels.is_empty())
+                })
+            });
+        let Some(sc) = pick else {
+            return EgressScope::default();
+        };
+        let registry_only = sc
+            .spec
+            .outbound_traffic_policy
+            .as_ref()
+            .is_some_and(|o| o.mode == net::OutboundMode::RegistryOnly);
+        if sc.spec.egress.is_empty() {
+            return EgressScope {
+                hosts: None,
+                registry_only,
+            };
+        }
+        let hosts = sc
+            .spec
+            .egress
+            .iter()
+            .flat_map(|e| e.hosts.iter())
+            .map(|h| match h.split_once('/') {
+                Some((ns, host)) => (ns.to_string(), host.to_string()),
+                None => ("*".to_string(), h.clone()),
+            })
+            .collect();
+        EgressScope {
+            hosts: Some(hosts),
+            registry_only,
+        }
+    }
+}
+
 /// Does a (possibly wildcard) config host match a concrete hostname?
 pub fn host_matches(pattern: &str, host: &str) -> bool {
     if pattern == "*" {

@@ -139,10 +139,15 @@ pub fn sidecar_listeners(
     ctx: &PushContext,
     proxy: &Proxy,
 ) -> (Vec<Listener>, Vec<RouteConfiguration>) {
+    let egress = ctx.sidecar_scope(&proxy.namespace, &proxy.labels);
     let mut listeners = Vec::new();
     let mut http_ports: BTreeMap<u32, Vec<&Service>> = BTreeMap::new();
     let mut tcp_names = HashSet::new();
-    for svc in &ctx.services {
+    for svc in ctx
+        .services
+        .iter()
+        .filter(|s| egress.visible(s, &proxy.namespace))
+    {
         for p in &svc.ports {
             if p.protocol.is_http() {
                 http_ports.entry(p.port).or_default().push(svc);
@@ -194,9 +199,15 @@ pub fn sidecar_listeners(
             }],
             ..Default::default()
         });
-        routes.push(outbound_route_config(ctx, proxy, *port, svcs));
+        routes.push(outbound_route_config(
+            ctx,
+            proxy,
+            *port,
+            svcs,
+            egress.registry_only,
+        ));
     }
-    listeners.push(virtual_outbound());
+    listeners.push(virtual_outbound(egress.registry_only));
     listeners.push(virtual_inbound(ctx, proxy));
     (listeners, routes)
 }
@@ -206,6 +217,7 @@ fn outbound_route_config(
     proxy: &Proxy,
     port: u32,
     svcs: &[&Service],
+    registry_only: bool,
 ) -> RouteConfiguration {
     let scope = Scope {
         ctx,
@@ -241,20 +253,29 @@ fn outbound_route_config(
             ..Default::default()
         });
     }
-    vhosts.push(VirtualHost {
-        name: "allow_any".into(),
-        domains: vec!["*".into()],
-        routes: vec![Route {
-            name: "allow_any".into(),
-            r#match: Some(RouteMatch {
-                path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
-                ..Default::default()
-            }),
-            action: default_route(PASSTHROUGH_CLUSTER).action,
+    if registry_only {
+        vhosts.push(VirtualHost {
+            name: "block_all".into(),
+            domains: vec!["*".into()],
+            routes: vec![status_route("block_all", 502)],
             ..Default::default()
-        }],
-        ..Default::default()
-    });
+        });
+    } else {
+        vhosts.push(VirtualHost {
+            name: "allow_any".into(),
+            domains: vec!["*".into()],
+            routes: vec![Route {
+                name: "allow_any".into(),
+                r#match: Some(RouteMatch {
+                    path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
+                    ..Default::default()
+                }),
+                action: default_route(PASSTHROUGH_CLUSTER).action,
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+    }
     RouteConfiguration {
         name: port.to_string(),
         virtual_hosts: vhosts,
@@ -265,7 +286,12 @@ fn outbound_route_config(
     }
 }
 
-fn virtual_outbound() -> Listener {
+fn virtual_outbound(registry_only: bool) -> Listener {
+    let catch_all = if registry_only {
+        BLACKHOLE_CLUSTER
+    } else {
+        PASSTHROUGH_CLUSTER
+    };
     Listener {
         name: VIRTUAL_OUTBOUND.into(),
         address: Some(socket("0.0.0.0", OUTBOUND_PORT)),
@@ -283,7 +309,7 @@ fn virtual_outbound() -> Listener {
             },
             FilterChain {
                 name: "virtualOutbound-catchall-tcp".into(),
-                filters: vec![tcp_proxy_filter(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER)],
+                filters: vec![tcp_proxy_filter(catch_all, catch_all)],
                 ..Default::default()
             },
         ],

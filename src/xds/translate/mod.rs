@@ -103,11 +103,30 @@ impl Resources {
     }
 }
 
+/// Is an outbound cluster (or load assignment) named `name` visible under the proxy's Sidecar scope?
+fn cluster_visible(
+    ctx: &PushContext,
+    scope: &super::model::EgressScope,
+    ns: &str,
+    name: &str,
+) -> bool {
+    if scope.hosts.is_none() || !name.starts_with("outbound|") {
+        return true;
+    }
+    let host = name.splitn(4, '|').nth(3).unwrap_or("");
+    ctx.by_host
+        .get(host)
+        .is_none_or(|svc| scope.visible(svc, ns))
+}
+
 /// Generates every resource for `proxy`.
 pub fn generate(ctx: &PushContext, proxy: &Proxy) -> Generated {
     match proxy.node_type {
         NodeType::Sidecar => {
-            let (clusters, endpoints) = cluster::sidecar_clusters(ctx, proxy);
+            let scope = ctx.sidecar_scope(&proxy.namespace, &proxy.labels);
+            let (mut clusters, mut endpoints) = cluster::sidecar_clusters(ctx, proxy);
+            clusters.retain(|c| cluster_visible(ctx, &scope, &proxy.namespace, &c.name));
+            endpoints.retain(|c| cluster_visible(ctx, &scope, &proxy.namespace, &c.cluster_name));
             let (listeners, routes) = listener::sidecar_listeners(ctx, proxy);
             Generated {
                 clusters,
@@ -173,8 +192,21 @@ fn encode_all<T: prost::Message + prost::Name>(
 /// push; everything is interned, so overlapping configs share memory.
 pub fn build(ctx: &PushContext, proxy: &Proxy) -> Resources {
     let (shared_clusters, shared_eds) = outbound(ctx);
-    let mut clusters: Encoded = shared_clusters.iter().cloned().collect();
-    let endpoints: Encoded = shared_eds.iter().cloned().collect();
+    let scope = match proxy.node_type {
+        NodeType::Sidecar => ctx.sidecar_scope(&proxy.namespace, &proxy.labels),
+        NodeType::Router => super::model::EgressScope::default(),
+    };
+    let visible = |name: &String| cluster_visible(ctx, &scope, &proxy.namespace, name);
+    let mut clusters: Encoded = shared_clusters
+        .iter()
+        .filter(|(n, _)| visible(n))
+        .cloned()
+        .collect();
+    let endpoints: Encoded = shared_eds
+        .iter()
+        .filter(|(n, _)| visible(n))
+        .cloned()
+        .collect();
     let (extra, listeners, routes) = match proxy.node_type {
         NodeType::Sidecar => {
             let (l, r) = listener::sidecar_listeners(ctx, proxy);

@@ -158,3 +158,57 @@ spec:
         .typed_per_filter_config
         .contains_key("envoy.filters.http.fault"));
 }
+
+#[test]
+fn sidecar_resource_scopes_egress() {
+    let text = r#"
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: productpage, namespace: bookinfo}
+spec:
+  workloadSelector:
+    labels: {app: productpage}
+  egress:
+  - hosts: ["./reviews.bookinfo.svc.cluster.local"]
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+"#;
+    let mut snap = sample_snapshot();
+    crate::store::parse_documents("t", text, &mut snap);
+    assert!(snap.errors.is_empty(), "{:?}", snap.errors);
+    let ctx = PushContext::new(Arc::new(snap));
+    let scoped = proxy(NodeType::Sidecar, "bookinfo", &[("app", "productpage")]);
+    {
+        let r = build(&ctx, &scoped);
+        let outbound: Vec<_> = r
+            .clusters
+            .keys()
+            .filter(|k| k.starts_with("outbound|"))
+            .collect();
+        assert!(!outbound.is_empty());
+        assert!(
+            outbound
+                .iter()
+                .all(|k| k.ends_with("|reviews.bookinfo.svc.cluster.local")),
+            "{outbound:?}"
+        );
+        assert!(r
+            .endpoints
+            .keys()
+            .all(|k| k.ends_with("|reviews.bookinfo.svc.cluster.local")));
+    }
+    let g = generate(&ctx, &scoped);
+    let rc = g.routes.iter().find(|r| r.name == "9080").expect("9080");
+    let names: Vec<_> = rc.virtual_hosts.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec!["reviews.bookinfo.svc.cluster.local:9080", "block_all"]
+    );
+    // Another workload in the namespace is not selected: it sees everything.
+    let other = build(
+        &ctx,
+        &proxy(NodeType::Sidecar, "bookinfo", &[("app", "ratings")]),
+    );
+    assert!(other
+        .clusters
+        .contains_key("outbound|9080||details.bookinfo.svc.cluster.local"));
+}
