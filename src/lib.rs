@@ -8,7 +8,8 @@
 //! - [`telemetry`]: tracing setup, the metrics registry and the `:15014` admin server.
 //! - [`app`]: wiring for `meshd serve`; owns every long-lived task.
 //! - [`cli`]: clap definitions, one file per subcommand.
-//! - [`istio`]: typed Istio API objects (networking.istio.io).
+//! - [`istio`]: typed Istio API objects and their Istio-compatible decoding.
+//! - [`validate`]: Istio config validation (webhook and `meshd validate`).
 //! - [`store`]: the versioned config snapshot and its file source.
 //! - [`xds`]: bootstrap, translation, ADS protocol and server.
 

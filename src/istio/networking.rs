@@ -454,14 +454,26 @@ proto_enum! {
 }
 
 message! {
-    /// `LoadBalancerSettings` (`simple` and `consistentHash` form a oneof).
+    /// `LoadBalancerSettings` (`simple`, `consistentHash` and `backendUtilization` form a oneof).
     pub struct LoadBalancerSettings {
         simple: Option<SimpleLb>,
         consistent_hash: Option<ConsistentHashLb>,
+        backend_utilization: Option<BackendUtilizationLb>,
         locality_lb_setting: Option<LocalityLbSetting>,
         zone_aware_lb_setting: Option<ZoneAwareLbSetting>,
         warmup_duration_secs: Option<Duration>,
         warmup: Option<WarmupConfiguration>,
+    }
+}
+
+message! {
+    /// Utilization-based load balancing from backend-reported ORCA metrics.
+    pub struct BackendUtilizationLb {
+        error_utilization_penalty_percent: Option<u32>,
+        metric_names_for_computing_utilization: Vec<String>,
+        weight_expiration_period: Option<Duration>,
+        weight_stabilization_period: Option<Duration>,
+        weight_update_period: Option<Duration>,
     }
 }
 
@@ -730,6 +742,7 @@ message! {
         min_protocol_version: TlsProtocol,
         max_protocol_version: TlsProtocol,
         cipher_suites: Vec<String>,
+        ecdh_curves: Vec<String>,
         insecure_skip_verify: Option<bool>,
     }
 }

@@ -169,6 +169,15 @@ message! {
         output_claim_to_headers: Vec<ClaimToHeader>,
         timeout: Option<Duration>,
         space_delimited_claims: Vec<String>,
+        presence: JwtPresence,
+    }
+}
+
+proto_enum! {
+    /// Whether the JWT must be present in the request.
+    pub enum JwtPresence {
+        Optional = 0 => "OPTIONAL",
+        Required = 1 => "REQUIRED",
     }
 }
 

@@ -119,12 +119,18 @@ pub fn check_regex(pattern: &str) -> Result<(), String> {
         .build()
         .parse(pattern)
         .map_err(|e| format!("error parsing regexp: {}; {RE2}", one_line(&e.to_string())))?;
-    if let Some(n) = max_repeat(&ast) {
+    let (max_repeat, bad_flag) = re2_extras(&ast);
+    if let Some(n) = max_repeat {
         if n > MAX_REPEAT {
             return Err(format!(
                 "error parsing regexp: invalid repeat count {n} (max {MAX_REPEAT}); {RE2}"
             ));
         }
+    }
+    if bad_flag {
+        return Err(format!(
+            "error parsing regexp: invalid or unsupported Perl syntax: only the i, m, s and U flags are supported; {RE2}"
+        ));
     }
     // Compile the NFA only (what every engine is built from): this is where size limits apply;
     // building the DFAs a matcher would also build costs far more and checks nothing more.
@@ -141,9 +147,20 @@ pub fn check_regex(pattern: &str) -> Result<(), String> {
         .map_err(|e| format!("error parsing regexp: {}; {RE2}", one_line(&e.to_string())))
 }
 
-fn max_repeat(ast: &regex_syntax::ast::Ast) -> Option<u32> {
-    use regex_syntax::ast::{Ast, RepetitionKind, RepetitionRange};
+/// What RE2 would reject that Rust's parser accepts: the largest counted repetition, and
+/// whether a flag other than RE2's `i`, `m`, `s`, `U` is used (`x`, `R`, `u`).
+fn re2_extras(ast: &regex_syntax::ast::Ast) -> (Option<u32>, bool) {
+    use regex_syntax::ast::{Ast, Flag, FlagsItemKind, GroupKind, RepetitionKind, RepetitionRange};
+    let non_re2 = |flags: &regex_syntax::ast::Flags| {
+        flags.items.iter().any(|i| {
+            matches!(
+                i.kind,
+                FlagsItemKind::Flag(Flag::IgnoreWhitespace | Flag::CRLF | Flag::Unicode)
+            )
+        })
+    };
     let mut best: Option<u32> = None;
+    let mut bad_flag = false;
     let mut stack = vec![ast];
     while let Some(a) = stack.pop() {
         match a {
@@ -157,13 +174,19 @@ fn max_repeat(ast: &regex_syntax::ast::Ast) -> Option<u32> {
                 }
                 stack.push(&r.ast);
             }
-            Ast::Group(g) => stack.push(&g.ast),
+            Ast::Group(g) => {
+                if let GroupKind::NonCapturing(flags) = &g.kind {
+                    bad_flag |= non_re2(flags);
+                }
+                stack.push(&g.ast);
+            }
+            Ast::Flags(f) => bad_flag |= non_re2(&f.flags),
             Ast::Alternation(x) => stack.extend(x.asts.iter()),
             Ast::Concat(x) => stack.extend(x.asts.iter()),
             _ => {}
         }
     }
-    best
+    (best, bad_flag)
 }
 
 fn one_line(s: &str) -> String {
@@ -593,7 +616,12 @@ pub fn is_token(s: &str) -> bool {
 
 /// A JWT claim pseudo-header key (`@request.auth.claims.x` or `@request.auth.claims[x]`).
 pub fn is_jwt_claim_key(s: &str) -> bool {
-    match s.strip_prefix("@request.auth.claims") {
+    const PREFIX: &str = "@request.auth.claims";
+    let rest = match s.get(..PREFIX.len()) {
+        Some(head) if head.eq_ignore_ascii_case(PREFIX) => s.get(PREFIX.len()..),
+        _ => None,
+    };
+    match rest {
         Some(rest) => {
             (rest.starts_with('.') && rest.len() > 1)
                 || (rest.starts_with('[') && rest.ends_with(']') && rest.len() > 2)
@@ -817,6 +845,8 @@ mod tests {
         assert!(check_regex("").is_err());
         assert!(check_regex(&"a".repeat(1025)).is_err());
         assert!(check_regex(r"(a)\1").is_err());
+        assert!(check_regex("(?x) a b").is_err());
+        assert!(check_regex("(?i:ab)").is_ok());
     }
 
     #[test]

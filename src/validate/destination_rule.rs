@@ -337,8 +337,16 @@ pub fn validate_load_balancer(
     has_outlier: bool,
     p: &Path<'_>,
 ) {
-    if lb.simple.is_some() && lb.consistent_hash.is_some() {
-        r.err(p, "only one of simple or consistentHash may be set");
+    let policies = [
+        lb.simple.is_some(),
+        lb.consistent_hash.is_some(),
+        lb.backend_utilization.is_some(),
+    ];
+    if policies.iter().filter(|x| **x).count() > 1 {
+        r.err(
+            p,
+            "only one of simple, consistentHash or backendUtilization may be set",
+        );
     }
     if let Some(ch) = &lb.consistent_hash {
         let cp = p.field("consistentHash");

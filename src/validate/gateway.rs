@@ -207,7 +207,7 @@ pub fn namespace_slash_hostname(host: &str, is_gateway: bool) -> Vec<String> {
         }
     } else {
         let bare = ns.strip_prefix('~').unwrap_or(ns);
-        if ns != "*" && ns != "." && ns != "~" && !is_dns1123_label(bare) {
+        if !bare.is_empty() && bare != "*" && bare != "." && !is_dns1123_label(bare) {
             errs.push(format!("invalid namespace value {ns:?} in sidecar"));
         }
     }

@@ -45,6 +45,21 @@ impl Verdict {
     pub fn is_valid(&self) -> bool {
         self.errors.is_empty()
     }
+
+    /// The text of an admission denial, Istio-style and deterministic:
+    /// `configuration is invalid: <error>` or `configuration is invalid: N errors occurred: a; b`.
+    /// `None` when the object is valid.
+    pub fn denial_message(&self) -> Option<String> {
+        match self.errors.as_slice() {
+            [] => None,
+            [one] => Some(format!("configuration is invalid: {one}")),
+            many => Some(format!(
+                "configuration is invalid: {} errors occurred: {}",
+                many.len(),
+                many.join("; ")
+            )),
+        }
+    }
 }
 
 /// Why an object could not be validated at all.
@@ -73,6 +88,16 @@ pub const MAX_WARNING_LEN: usize = 255;
 /// Unknown kinds in the Istio groups give an error in the verdict; kinds outside the Istio groups
 /// give `Err(NotIstio)`.
 pub fn validate_object(obj: &Value, mode: Mode) -> Result<Verdict, ValidateError> {
+    validate_object_in(obj, mode, "default")
+}
+
+/// Like [`validate_object`], for an object without `metadata.namespace` that belongs to
+/// `namespace` (the webhook passes `request.namespace`; the CLI uses `default`, as istioctl does).
+pub fn validate_object_in(
+    obj: &Value,
+    mode: Mode,
+    namespace: &str,
+) -> Result<Verdict, ValidateError> {
     let map = obj.as_object().ok_or(ValidateError::NotAnObject)?;
     let api_version = map
         .get("apiVersion")
@@ -85,7 +110,10 @@ pub fn validate_object(obj: &Value, mode: Mode) -> Result<Verdict, ValidateError
     let (group, version) = split_api_version(api_version);
     let lookup = object::lookup(group, kind_name);
     let mut d = Decoder::new(mode == Mode::Strict);
-    let meta = Metadata::decode(map.get("metadata"), &mut d);
+    let mut meta = Metadata::decode(map.get("metadata"), &mut d);
+    if !namespace.is_empty() && !has_namespace(map.get("metadata")) {
+        meta.namespace = namespace.to_string();
+    }
     let mut r = Report::new(kind_name, &meta.namespace, &meta.name);
     match lookup {
         Lookup::NotIstio => {
@@ -150,6 +178,12 @@ pub fn validate_spec(r: &mut Report, meta: &Metadata, spec: &Spec) {
         Spec::AuthorizationPolicy(s) => security::validate_authorization_policy(r, meta, s),
         Spec::RequestAuthentication(s) => security::validate_request_authentication(r, meta, s),
     }
+}
+
+fn has_namespace(meta: Option<&Value>) -> bool {
+    meta.and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty())
 }
 
 fn finish(r: Report) -> Verdict {
@@ -298,6 +332,22 @@ mod tests {
             "spec": {"servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["a.b"]}]}});
         let v = validate_object(&o, Mode::Strict).unwrap();
         assert!(v.errors[0].contains("unsupported annotation istio.io/dry-run"));
+    }
+
+    #[test]
+    fn denial_message() {
+        let mut v = Verdict::default();
+        assert_eq!(v.denial_message(), None);
+        v.errors.push("a".into());
+        assert_eq!(
+            v.denial_message().as_deref(),
+            Some("configuration is invalid: a")
+        );
+        v.errors.push("b".into());
+        assert_eq!(
+            v.denial_message().as_deref(),
+            Some("configuration is invalid: 2 errors occurred: a; b")
+        );
     }
 
     #[test]

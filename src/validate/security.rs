@@ -148,6 +148,9 @@ fn validate_jwt_rule(r: &mut Report, rule: &JwtRule, p: &Path<'_>) {
             "issuer or jwksUri must be non-empty string",
         );
     }
+    if !rule.jwks_uri.is_empty() && !rule.jwks.is_empty() {
+        r.err(&p.field("jwks"), "only one of jwks or jwksUri can be set");
+    }
     if !rule.jwks_uri.is_empty() {
         if let Err(e) = validate_jwks_uri(&rule.jwks_uri) {
             r.err(&p.field("jwksUri"), e);
@@ -209,6 +212,15 @@ fn validate_jwt_rule(r: &mut Report, rule: &JwtRule, p: &Path<'_>) {
         }
     }
     check_duration(r, &p.field("timeout"), &rule.timeout);
+    let sp = p.field("spaceDelimitedClaims");
+    for (i, c) in rule.space_delimited_claims.iter().enumerate() {
+        if c.is_empty() {
+            r.err(
+                &sp.index(i),
+                "space delimited claim must be non-empty string",
+            );
+        }
+    }
 }
 
 fn validate_jwks_uri(uri: &str) -> Result<(), String> {

@@ -154,7 +154,7 @@ pub fn validate(r: &mut Report, meta: &Metadata, vs: &VirtualService) {
     }
     let matches: Vec<Vec<&TlsMatchAttributes>> =
         vs.tls.iter().map(|t| t.r#match.iter().collect()).collect();
-    analyze_unreachable_l4(r, &tls, "tls", &matches);
+    analyze_unreachable_l4(r, &tls, &matches);
 
     let tcp = spec.field("tcp");
     for (i, route) in vs.tcp.iter().enumerate() {
@@ -162,7 +162,7 @@ pub fn validate(r: &mut Report, meta: &Metadata, vs: &VirtualService) {
     }
     let matches: Vec<Vec<&L4MatchAttributes>> =
         vs.tcp.iter().map(|t| t.r#match.iter().collect()).collect();
-    analyze_unreachable_l4(r, &tcp, "tcp", &matches);
+    analyze_unreachable_l4(r, &tcp, &matches);
 
     check_export_to(
         r,
@@ -1272,12 +1272,7 @@ fn report_overlapping_prefixes(r: &mut Report, p: &Path<'_>, entries: &[PrefixMa
     }
 }
 
-fn analyze_unreachable_l4<M: PartialEq>(
-    r: &mut Report,
-    p: &Path<'_>,
-    what: &str,
-    rules: &[Vec<&M>],
-) {
+fn analyze_unreachable_l4<M: PartialEq>(r: &mut Report, p: &Path<'_>, rules: &[Vec<&M>]) {
     let mut seen: Vec<(&M, usize)> = Vec::new();
     let mut empty_seen = false;
     for (rulen, matches) in rules.iter().enumerate() {
@@ -1286,7 +1281,7 @@ fn analyze_unreachable_l4<M: PartialEq>(
             if empty_seen {
                 r.warn(
                     &rp,
-                    format!("virtualService {what} rule #{rulen} not used (only the last rule can have no matches)"),
+                    format!("virtualService rule #{rulen} not used (only the last rule can have no matches)"),
                 );
             }
             empty_seen = true;
@@ -1295,7 +1290,9 @@ fn analyze_unreachable_l4<M: PartialEq>(
         if empty_seen {
             r.warn(
                 &rp,
-                format!("virtualService {what} rule #{rulen} not used (route without matches defined before)"),
+                format!(
+                    "virtualService rule #{rulen} not used (route without matches defined before)"
+                ),
             );
             continue;
         }
@@ -1305,7 +1302,7 @@ fn analyze_unreachable_l4<M: PartialEq>(
                 r.warn(
                     &rp.field("match").index(matchn),
                     format!(
-                        "virtualService {what} rule #{rulen} match #{matchn} is not used (duplicate/overlapping match in rule #{dupn})"
+                        "virtualService rule #{rulen} match #{matchn} is not used (duplicate/overlapping match in rule #{dupn})"
                     ),
                 );
                 dups += 1;
@@ -1316,7 +1313,7 @@ fn analyze_unreachable_l4<M: PartialEq>(
         if dups == matches.len() {
             r.warn(
                 &rp,
-                format!("virtualService {what} rule #{rulen} not used (all matches used by prior rules)"),
+                format!("virtualService rule #{rulen} not used (all matches used by prior rules)"),
             );
         }
     }
@@ -1526,6 +1523,29 @@ mod tests {
             (
                 "snake case",
                 route(json!({"cors_policy": {"allow_origins": [{"exact": "https://a"}]}})),
+                Valid,
+            ),
+            (
+                "sni outbound host",
+                json!({"hosts": ["outbound_.9090_._.grpc.mesh.svc.cluster.local"], "gateways": ["ns1/east"],
+                    "tls": [{"match": [{"sniHosts": ["outbound_.9090_._.grpc.mesh.svc.cluster.local"]}],
+                        "route": [{"destination": {"host": "grpc.mesh.svc.cluster.local"}}]}]}),
+                Valid,
+            ),
+            (
+                "overlap with explicit GET",
+                json!({"hosts": ["shop.example"], "http": [{"match": [
+                    {"uri": {"prefix": "/cart"}},
+                    {"uri": {"prefix": "/cart/items"}, "method": {"exact": "GET"}}],
+                    "route": [{"destination": {"host": "cart"}}]}]}),
+                Warning("of prefix /cart/items is not used (duplicate/overlapping match in rule #0 of prefix /cart on #0)"),
+            ),
+            (
+                "no overlap for exact uri",
+                json!({"hosts": ["shop.example"], "http": [{"match": [
+                    {"uri": {"prefix": "/"}},
+                    {"uri": {"exact": "/"}, "method": {"exact": "GET"}}],
+                    "route": [{"destination": {"host": "cart"}}]}]}),
                 Valid,
             ),
             (
