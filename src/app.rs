@@ -167,12 +167,41 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         injector: Arc::new(ArcSwap::from_pointee(injector)),
         metrics: metrics.clone(),
     };
+    // The discovery server (xDS over ADS) with its config source, unless --no-xds.
+    let mut debug_routes = None;
+    let mut xds_task = None;
+    if !args.no_xds {
+        let config = crate::xds::discovery::DiscoveryConfig {
+            config_dir: args.config_dir.clone(),
+            xds_addr: args.xds_addr,
+            ..Default::default()
+        };
+        let discovery = crate::xds::discovery::Discovery::bind(config, &mut registry)
+            .await
+            .map_err(|e| anyhow::anyhow!("--xds-addr/--config-dir: {e}"))?;
+        debug_routes = Some(crate::xds::discovery::debug_router(discovery.debug_state()));
+        let mut stop = shutdown_rx.clone();
+        xds_task = Some(async move {
+            let result = discovery
+                .run(async move {
+                    let _ = stop.changed().await;
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "discovery server failed");
+            }
+        });
+        tracing::info!(xds = %args.xds_addr, config_dir = ?args.config_dir, "discovery serving");
+    }
     let admin_state = AdminState {
         registry: Arc::new(Mutex::new(registry)),
         readiness: readiness.clone(),
     };
 
     let mut tasks = JoinSet::new();
+    if let Some(t) = xds_task {
+        tasks.spawn(t);
+    }
     tasks.spawn(server::serve_tls(
         webhook_listener,
         tls_config,
@@ -182,7 +211,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     ));
     tasks.spawn(server::serve_plain(
         monitoring_listener,
-        telemetry::admin_router(admin_state),
+        match debug_routes {
+            Some(debug) => telemetry::admin_router(admin_state).merge(debug),
+            None => telemetry::admin_router(admin_state),
+        },
         timeouts,
         shutdown_rx.clone(),
     ));

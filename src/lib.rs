@@ -13,6 +13,8 @@
 //! - [`manifest`]: deployment manifests rendered from `deploy/` profiles and templates.
 //! - [`kube`]: the Kubernetes client: webhook configuration upkeep (caBundle, failurePolicy).
 //! - [`cli`]: clap definitions, one file per subcommand.
+//! - [`store`]: the versioned config snapshot and its file source.
+//! - [`xds`]: bootstrap, translation, ADS protocol and server.
 
 pub mod admission;
 pub mod app;
@@ -23,6 +25,8 @@ pub mod istio;
 pub mod kube;
 pub mod manifest;
 pub mod server;
+pub mod store;
 pub mod telemetry;
 pub mod tls;
 pub mod validate;
+pub mod xds;

@@ -23,6 +23,14 @@ fn main() -> std::process::ExitCode {
                 Err(e) => Err(e),
             }
         }
+        Command::Bootstrap(args) => meshd::cli::xds::run_bootstrap(args),
+        Command::Discovery(args) => {
+            meshd::telemetry::init_tracing(false);
+            runtime().and_then(|rt| rt.block_on(meshd::cli::xds::run_discovery(args)))
+        }
+        Command::ProxyConfig(args) => {
+            runtime().and_then(|rt| rt.block_on(meshd::cli::xds::run_proxy_config(args)))
+        }
         Command::Validate(args) => {
             let code = meshd::cli::validate::run(&args);
             return std::process::ExitCode::from(u8::try_from(code).unwrap_or(2));

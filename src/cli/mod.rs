@@ -7,6 +7,7 @@ pub mod kube_inject;
 pub mod manifest;
 pub mod serve;
 pub mod validate;
+pub mod xds;
 
 use clap::{Parser, Subcommand};
 
@@ -36,6 +37,12 @@ pub enum Command {
     VerifyInstall(install::VerifyArgs),
     /// Validate Istio config files strictly, like `istioctl validate` (exit 0 valid, 1 invalid, 2 usage/IO).
     Validate(validate::Args),
+    /// Print an Envoy bootstrap (JSON) that connects to meshd over ADS.
+    Bootstrap(xds::BootstrapArgs),
+    /// Run the xDS discovery server alone (the discovery sidecar container).
+    Discovery(xds::DiscoveryArgs),
+    /// Show a running Envoy's listeners, routes, clusters or endpoints.
+    ProxyConfig(xds::ProxyConfigArgs),
 }
 
 /// `true`/`false`/`auto` for `--native-sidecars`.

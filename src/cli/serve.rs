@@ -12,6 +12,16 @@ pub struct ServeArgs {
     /// Address of the HTTPS admission server (/inject, /validate).
     #[arg(long, default_value = "0.0.0.0:15017", env = "MESHD_WEBHOOK_ADDR")]
     pub webhook_addr: SocketAddr,
+    /// Address of the xDS (ADS, gRPC, plaintext) discovery server.
+    #[arg(long, default_value = "0.0.0.0:15010", env = "MESHD_XDS_ADDR")]
+    pub xds_addr: SocketAddr,
+    /// Config directory for xDS (Kubernetes objects in YAML/JSON; re-read on change). Without it
+    /// the bundled samples are served.
+    #[arg(long)]
+    pub config_dir: Option<PathBuf>,
+    /// Run only the admission webhooks (the discovery server runs elsewhere, e.g. `meshd discovery`).
+    #[arg(long)]
+    pub no_xds: bool,
     /// Address of the plain-HTTP monitoring server (/metrics, /healthz, /ready).
     #[arg(long, default_value = "0.0.0.0:15014", env = "MESHD_MONITORING_ADDR")]
     pub monitoring_addr: SocketAddr,

@@ -2,6 +2,10 @@
 //! certificates it generated, and HTTPS clients that verify its CA.
 #![allow(dead_code)]
 
+pub mod xds;
+#[allow(unused_imports)]
+pub use xds::*;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,6 +51,7 @@ impl Server {
                 &format!("127.0.0.1:{webhook_port}"),
             ])
             .args(["--monitoring-addr", &format!("127.0.0.1:{monitoring_port}")])
+            .args(["--xds-addr", &format!("127.0.0.1:{}", free_port())])
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
