@@ -184,6 +184,29 @@ impl Drop for Killed {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_discovery_bootstrap_and_proxy_config() {
+    cli_stack_bootstrap_and_proxy_config(&["discovery"]).await;
+}
+
+/// The same through `meshd serve --config-dir`, which runs discovery beside the webhooks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_serve_runs_discovery_with_the_webhooks() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let cert = certs.path().join("tls.crt");
+    let key = certs.path().join("tls.key");
+    let webhook = format!("127.0.0.1:{}", free_port());
+    cli_stack_bootstrap_and_proxy_config(&[
+        "serve",
+        "--webhook-addr",
+        &webhook,
+        "--tls-cert",
+        cert.to_str().expect("utf8"),
+        "--tls-key",
+        key.to_str().expect("utf8"),
+    ])
+    .await;
+}
+
+async fn cli_stack_bootstrap_and_proxy_config(subcommand: &[&str]) {
     let up = upstream("v1", 0).await;
     let port = free_port();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -197,7 +220,8 @@ async fn cli_discovery_bootstrap_and_proxy_config() {
     let (xds_port, mon_port, admin_port) = (free_port(), free_port(), free_port());
     let _server = Killed(
         Command::new(meshd_bin())
-            .args(["discovery", "--config-dir"])
+            .args(subcommand)
+            .arg("--config-dir")
             .arg(dir.path())
             .args([
                 "--xds-addr",
