@@ -117,9 +117,13 @@ pub fn compare(path: &str, want: &Value, live: Option<&Value>, out: &mut Vec<Str
 }
 
 fn same_scalar(a: &Value, b: &Value) -> bool {
-    a == b
-        || (a.is_number() && b.is_string() && a.to_string() == b.as_str().unwrap_or_default())
-        || (b.is_number() && a.is_string() && b.to_string() == a.as_str().unwrap_or_default())
+    // A quantity or port may come back as a string for a number (or the other way round).
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    a == b || (a.is_number() != b.is_number() && text(a).is_some() && text(a) == text(b))
 }
 
 /// Checks each expected object against the cluster.
