@@ -170,15 +170,40 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // The discovery server (xDS over ADS) with its config source, unless --no-xds.
     let mut debug_routes = None;
     let mut xds_task = None;
+    let mut kube_source = None;
+    let mut kube_synced = None;
     if !args.no_xds {
         let config = crate::xds::discovery::DiscoveryConfig {
             config_dir: args.config_dir.clone(),
             xds_addr: args.xds_addr,
             ..Default::default()
         };
-        let discovery = crate::xds::discovery::Discovery::bind(config, &mut registry)
-            .await
-            .map_err(|e| anyhow::anyhow!("--xds-addr/--config-dir: {e}"))?;
+        let from_kube = (args.kube || args.kubeconfig.is_some()) && args.config_dir.is_none();
+        let discovery = if from_kube {
+            // Config from the Kubernetes API: ready once every watched kind has listed.
+            readiness.config_synced.store(false, Ordering::Release);
+            let client = crate::kube::connect(args.kubeconfig.as_ref()).await?;
+            let (snap_tx, snap_rx) = watch::channel(Arc::new(crate::store::Snapshot::default()));
+            let (synced_tx, mut synced_rx) = watch::channel(false);
+            kube_source = Some(crate::kube::source::run(
+                client,
+                snap_tx,
+                synced_tx,
+                shutdown_rx.clone(),
+            ));
+            let ready = readiness.clone();
+            kube_synced = Some(async move {
+                if synced_rx.wait_for(|s| *s).await.is_ok() {
+                    ready.config_synced.store(true, Ordering::Release);
+                    tracing::info!("config synced from the Kubernetes API");
+                }
+            });
+            crate::xds::discovery::Discovery::bind_with_snapshots(config, snap_rx, &mut registry)
+                .await
+        } else {
+            crate::xds::discovery::Discovery::bind(config, &mut registry).await
+        }
+        .map_err(|e| anyhow::anyhow!("--xds-addr/--config-dir: {e}"))?;
         debug_routes = Some(crate::xds::discovery::debug_router(discovery.debug_state()));
         let mut stop = shutdown_rx.clone();
         xds_task = Some(async move {
@@ -200,6 +225,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let mut tasks = JoinSet::new();
     if let Some(t) = xds_task {
+        tasks.spawn(t);
+    }
+    if let Some(t) = kube_source {
+        tasks.spawn(t);
+    }
+    if let Some(t) = kube_synced {
         tasks.spawn(t);
     }
     tasks.spawn(server::serve_tls(

@@ -5,6 +5,7 @@
 //! API server reaches meshd and meshd rejects bad config (as istiod's validation controller).
 
 pub mod install;
+pub mod source;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -51,7 +51,8 @@ pub fn parse_documents(source: &str, text: &str, snap: &mut Snapshot) {
     }
 }
 
-fn add_value(src: &str, value: Value, snap: &mut Snapshot) {
+/// Adds one object (or a `List`) to `snap`; a malformed one becomes a load error.
+pub fn add_value(src: &str, value: Value, snap: &mut Snapshot) {
     if value.is_null() {
         return;
     }

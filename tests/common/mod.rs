@@ -28,6 +28,7 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub webhook_port: u16,
     pub monitoring_port: u16,
+    pub xds_port: u16,
     pub log: PathBuf,
 }
 
@@ -41,6 +42,7 @@ impl Server {
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
         let webhook_port = free_port();
         let monitoring_port = free_port();
+        let xds_port = free_port();
         let log = dir.path().join("meshd.log");
         let logf = std::fs::File::create(&log).unwrap();
         let child = Command::new(meshd_bin())
@@ -51,7 +53,7 @@ impl Server {
                 &format!("127.0.0.1:{webhook_port}"),
             ])
             .args(["--monitoring-addr", &format!("127.0.0.1:{monitoring_port}")])
-            .args(["--xds-addr", &format!("127.0.0.1:{}", free_port())])
+            .args(["--xds-addr", &format!("127.0.0.1:{xds_port}")])
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -63,6 +65,7 @@ impl Server {
             dir,
             webhook_port,
             monitoring_port,
+            xds_port,
             log,
         };
         s.wait_ready();

@@ -1,0 +1,182 @@
+//! The Kubernetes config source: watches (list + watch, resumed with backoff after errors) of the
+//! kinds xDS needs, turned into the same `store::Snapshot` the file source produces, published
+//! after the initial sync of every kind and after each change (coalesced).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject};
+use kube::core::GroupVersionKind;
+use kube::discovery::ApiResource;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::Client;
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+use crate::store::{parse, Snapshot};
+
+/// The kinds the store holds: (group, version, kind).
+pub const WATCHED: &[(&str, &str, &str)] = &[
+    ("", "v1", "Namespace"),
+    ("", "v1", "Service"),
+    ("", "v1", "Endpoints"),
+    ("discovery.k8s.io", "v1", "EndpointSlice"),
+    ("", "v1", "Pod"),
+    ("networking.istio.io", "v1", "VirtualService"),
+    ("networking.istio.io", "v1", "DestinationRule"),
+    ("networking.istio.io", "v1", "Gateway"),
+    ("networking.istio.io", "v1", "ServiceEntry"),
+    ("networking.istio.io", "v1", "WorkloadEntry"),
+    ("networking.istio.io", "v1", "Sidecar"),
+];
+
+enum Change {
+    Upsert(usize, String, Value),
+    Remove(usize, String),
+    /// A (re)list of one kind finished: the objects not seen since `Restart` are gone.
+    Restart(usize),
+    Synced(usize),
+}
+
+fn key_of(obj: &DynamicObject) -> String {
+    format!(
+        "{}/{}",
+        obj.metadata.namespace.as_deref().unwrap_or(""),
+        obj.metadata.name.as_deref().unwrap_or("")
+    )
+}
+
+fn to_value(idx: usize, obj: &DynamicObject) -> Value {
+    let (group, version, kind) = WATCHED[idx];
+    let mut v = serde_json::to_value(obj).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        let api_version = if group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{group}/{version}")
+        };
+        o.insert("apiVersion".into(), Value::String(api_version));
+        o.insert("kind".into(), Value::String(kind.into()));
+    }
+    v
+}
+
+async fn watch_kind(client: Client, idx: usize, tx: mpsc::Sender<Change>) {
+    let (group, version, kind) = WATCHED[idx];
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+    let api: Api<DynamicObject> = Api::all_with(client, &ar);
+    let mut stream = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut relist: Vec<(String, Value)> = Vec::new();
+    while let Some(ev) = stream.next().await {
+        let change = match ev {
+            Ok(Event::Apply(o)) => vec![Change::Upsert(idx, key_of(&o), to_value(idx, &o))],
+            Ok(Event::Delete(o)) => vec![Change::Remove(idx, key_of(&o))],
+            Ok(Event::Init) => {
+                relist.clear();
+                continue;
+            }
+            Ok(Event::InitApply(o)) => {
+                relist.push((key_of(&o), to_value(idx, &o)));
+                continue;
+            }
+            Ok(Event::InitDone) => {
+                let mut out = vec![Change::Restart(idx)];
+                out.extend(relist.drain(..).map(|(k, v)| Change::Upsert(idx, k, v)));
+                out.push(Change::Synced(idx));
+                out
+            }
+            Err(e) => {
+                tracing::warn!(kind, error = %e, "watch error; retrying with backoff");
+                continue;
+            }
+        };
+        for c in change {
+            if tx.send(c).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Runs the watches and publishes snapshots into `tx`; `synced` flips once every kind has
+/// listed. Ends at shutdown.
+pub async fn run(
+    client: Client,
+    tx: watch::Sender<Arc<Snapshot>>,
+    synced: watch::Sender<bool>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (ctx, mut rx) = mpsc::channel::<Change>(1024);
+    let mut tasks = tokio::task::JoinSet::new();
+    for idx in 0..WATCHED.len() {
+        tasks.spawn(watch_kind(client.clone(), idx, ctx.clone()));
+    }
+    drop(ctx);
+    let mut objects: Vec<BTreeMap<String, Value>> = vec![BTreeMap::new(); WATCHED.len()];
+    let mut restarted: Vec<Option<BTreeMap<String, Value>>> = vec![None; WATCHED.len()];
+    let mut listed = vec![false; WATCHED.len()];
+    let mut version = 0u64;
+    loop {
+        let first = tokio::select! {
+            c = rx.recv() => match c { Some(c) => c, None => break },
+            _ = shutdown.changed() => break,
+        };
+        // Coalesce a burst of changes into one snapshot.
+        let mut batch = vec![first];
+        let deadline = tokio::time::sleep(Duration::from_millis(20));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                c = rx.recv() => match c { Some(c) => batch.push(c), None => break },
+                _ = &mut deadline => break,
+            }
+        }
+        for c in batch {
+            match c {
+                Change::Upsert(i, k, v) => {
+                    if let Some(r) = restarted[i].as_mut() {
+                        r.insert(k, v);
+                    } else {
+                        objects[i].insert(k, v);
+                    }
+                }
+                Change::Remove(i, k) => {
+                    objects[i].remove(&k);
+                }
+                Change::Restart(i) => restarted[i] = Some(BTreeMap::new()),
+                Change::Synced(i) => {
+                    if let Some(fresh) = restarted[i].take() {
+                        objects[i] = fresh;
+                    }
+                    listed[i] = true;
+                }
+            }
+        }
+        if !listed.iter().all(|l| *l) {
+            continue;
+        }
+        version += 1;
+        let mut snap = Snapshot {
+            version,
+            ..Default::default()
+        };
+        for (i, objs) in objects.iter().enumerate() {
+            for (k, v) in objs {
+                parse::add_value(&format!("kube:{}/{k}", WATCHED[i].2), v.clone(), &mut snap);
+            }
+        }
+        snap.normalize();
+        for e in &snap.errors {
+            tracing::error!(object = %e.object, source = %e.source_name, error = %e.message, "skipping invalid config object");
+        }
+        tracing::debug!(version, objects = snap.len(), "kube snapshot");
+        let _ = tx.send(Arc::new(snap));
+        let _ = synced.send(true);
+    }
+    tasks.shutdown().await;
+}
