@@ -84,8 +84,31 @@ fn webhook_names(args: &ServeArgs) -> crate::kube::WebhookNames {
     }
 }
 
+/// Builds the injector from the serve flags, with ConfigMap contents (when present) taking the
+/// place of the corresponding files.
+pub fn build_injector_with(
+    args: &ServeArgs,
+    maps: &crate::kube::source::InjectionConfigMaps,
+) -> anyhow::Result<Injector> {
+    let mut settings = injector_settings(args)?;
+    if maps.values.is_some() {
+        settings.values_yaml = maps.values.clone();
+    }
+    if maps.mesh.is_some() {
+        settings.mesh_yaml = maps.mesh.clone();
+    }
+    if maps.config.is_some() {
+        settings.injection_config_yaml = maps.config.clone();
+    }
+    Ok(Injector::new(&settings)?)
+}
+
 /// Builds the injector from the serve flags.
 pub fn build_injector(args: &ServeArgs) -> anyhow::Result<Injector> {
+    Ok(Injector::new(&injector_settings(args)?)?)
+}
+
+fn injector_settings(args: &ServeArgs) -> anyhow::Result<InjectorSettings> {
     let read = |flag: &str, p: &Option<std::path::PathBuf>| -> anyhow::Result<Option<String>> {
         p.as_ref()
             .map(|p| read_input(flag, p))
@@ -108,7 +131,7 @@ pub fn build_injector(args: &ServeArgs) -> anyhow::Result<Injector> {
         native,
         revision: args.revision.clone(),
     };
-    Ok(Injector::new(&settings)?)
+    Ok(settings)
 }
 
 /// Resolves when SIGTERM or SIGINT arrives.
@@ -163,8 +186,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         drain: args.drain_timeout,
         ..Timeouts::default()
     };
+    let injector_slot = Arc::new(ArcSwap::from_pointee(injector));
     let admission_state = AdmissionState {
-        injector: Arc::new(ArcSwap::from_pointee(injector)),
+        injector: injector_slot.clone(),
         metrics: metrics.clone(),
     };
     // The discovery server (xDS over ADS) with its config source, unless --no-xds.
@@ -265,6 +289,44 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (ca_tx, ca_rx) = watch::channel(read_ca(&loaded.chain_pem));
     let (patched_tx, patched_rx) = watch::channel(String::new());
     let kube_enabled = args.kube || args.kubeconfig.is_some();
+    if kube_enabled {
+        // Injection inputs from the istio / istio-sidecar-injector ConfigMaps, applied without
+        // restart: a bad new config is logged and the running injector stays.
+        let client = crate::kube::connect(args.kubeconfig.as_ref()).await?;
+        let (cm_tx, mut cm_rx) =
+            watch::channel(crate::kube::source::InjectionConfigMaps::default());
+        let revision = args
+            .revision
+            .clone()
+            .filter(|r| r != "default")
+            .unwrap_or_default();
+        tasks.spawn(crate::kube::source::watch_injection_config(
+            client,
+            args.namespace.clone(),
+            revision,
+            cm_tx,
+            shutdown_rx.clone(),
+        ));
+        let injector_slot = injector_slot.clone();
+        let base = args.clone();
+        let mut stop = shutdown_rx.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    r = cm_rx.changed() => if r.is_err() { return },
+                    _ = stop.changed() => return,
+                }
+                let maps = cm_rx.borrow_and_update().clone();
+                match build_injector_with(&base, &maps) {
+                    Ok(inj) => {
+                        injector_slot.store(Arc::new(inj));
+                        tracing::info!(mesh = maps.mesh.is_some(), values = maps.values.is_some(), config = maps.config.is_some(), "injection config reloaded from ConfigMaps");
+                    }
+                    Err(e) => tracing::error!(error = %e, "injection ConfigMaps rejected; keeping the running config"),
+                }
+            }
+        });
+    }
     if kube_enabled {
         let client = crate::kube::connect(args.kubeconfig.as_ref()).await?;
         let names = webhook_names(&args);

@@ -1427,3 +1427,89 @@ fn install_and_verify_install() {
     ]);
     assert!(ok, "{stdout}");
 }
+
+/// The injector follows its ConfigMaps without a restart; a bad update is refused and the running
+/// config stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injection_config_follows_the_configmaps() {
+    let api = ApiServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let meshd = Server::start(&["--kubeconfig", kubeconfig.to_str().unwrap()]);
+    let c = Cluster {
+        api,
+        meshd,
+        dir,
+        kubeconfig,
+        kubectl: kubectl_path(),
+        files: std::cell::Cell::new(0),
+        revisions: Vec::new(),
+    };
+    c.namespace("istio-system", json!({}));
+    let cm = |values: &str, config: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio-sidecar-injector", "namespace": "istio-system"},
+            "data": {"values": values, "config": config}})
+        .to_string()
+    };
+    let out = c.apply(
+        &cm(
+            r#"{"global":{"proxy":{"logLevel":"debug"}}}"#,
+            "policy: enabled\n",
+        ),
+        &[],
+    );
+    assert!(out.ok, "{out}");
+    let proxy_args = || async {
+        let review = review(
+            "admission.k8s.io/v1",
+            "cm",
+            &deployment_pod("web", json!({})),
+            "default",
+            false,
+        );
+        let r: Value = c
+            .meshd
+            .client()
+            .post(c.meshd.url("/inject"))
+            .header("Content-Type", "application/json")
+            .body(review.to_string())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let patch = base64::engine::general_purpose::STANDARD
+            .decode(r["response"]["patch"].as_str().unwrap_or(""))
+            .unwrap_or_default();
+        String::from_utf8_lossy(&patch).into_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !proxy_args().await.contains("--proxyLogLevel=debug") {
+        assert!(
+            Instant::now() < deadline,
+            "ConfigMap values not applied; log:\n{}",
+            c.meshd.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A Go template in the config is refused; the running injector stays.
+    let out = c.apply(
+        &cm(
+            r#"{"global":{"proxy":{"logLevel":"error"}}}"#,
+            "templates:\n  sidecar: '{{ .Values.global.hub }}'\n",
+        ),
+        &[],
+    );
+    assert!(out.ok, "{out}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !c.meshd.log_text().contains("injection ConfigMaps rejected") {
+        assert!(
+            Instant::now() < deadline,
+            "bad ConfigMap not noticed; log:\n{}",
+            c.meshd.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(proxy_args().await.contains("--proxyLogLevel=debug"));
+}

@@ -180,3 +180,87 @@ pub async fn run(
     }
     tasks.shutdown().await;
 }
+
+/// The injection inputs held in ConfigMaps: `istio[-rev]` (key `mesh`) and
+/// `istio-sidecar-injector[-rev]` (keys `values`, `config`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InjectionConfigMaps {
+    pub mesh: Option<String>,
+    pub values: Option<String>,
+    pub config: Option<String>,
+}
+
+/// Watches meshd's two injection ConfigMaps in `namespace` and publishes their contents on every
+/// change (absent ConfigMaps give `None` fields, i.e. the flags' or built-in defaults).
+pub async fn watch_injection_config(
+    client: Client,
+    namespace: String,
+    revision: String,
+    tx: watch::Sender<InjectionConfigMaps>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let suffix = if revision.is_empty() {
+        String::new()
+    } else {
+        format!("-{revision}")
+    };
+    let (mesh_name, injector_name) = (
+        format!("istio{suffix}"),
+        format!("istio-sidecar-injector{suffix}"),
+    );
+    let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
+    let mut stream = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut maps: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut relist: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    loop {
+        let ev = tokio::select! {
+            ev = stream.next() => match ev { Some(ev) => ev, None => return },
+            _ = shutdown.changed() => return,
+        };
+        let name_data = |cm: &ConfigMap| {
+            (
+                cm.metadata.name.clone().unwrap_or_default(),
+                cm.data.clone().unwrap_or_default(),
+            )
+        };
+        match ev {
+            Ok(Event::Apply(cm)) => {
+                let (n, d) = name_data(&cm);
+                maps.insert(n, d);
+            }
+            Ok(Event::Delete(cm)) => {
+                maps.remove(&name_data(&cm).0);
+            }
+            Ok(Event::Init) => {
+                relist.clear();
+                continue;
+            }
+            Ok(Event::InitApply(cm)) => {
+                let (n, d) = name_data(&cm);
+                relist.insert(n, d);
+                continue;
+            }
+            Ok(Event::InitDone) => maps = std::mem::take(&mut relist),
+            Err(e) => {
+                tracing::warn!(error = %e, "ConfigMap watch error; retrying with backoff");
+                continue;
+            }
+        }
+        let get = |cm: &str, key: &str| maps.get(cm).and_then(|d| d.get(key)).cloned();
+        let next = InjectionConfigMaps {
+            mesh: get(&mesh_name, "mesh"),
+            values: get(&injector_name, "values"),
+            config: get(&injector_name, "config"),
+        };
+        tx.send_if_modified(|cur| {
+            let changed = *cur != next;
+            if changed {
+                *cur = next.clone();
+            }
+            changed
+        });
+    }
+}
