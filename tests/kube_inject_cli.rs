@@ -23,17 +23,6 @@ fn docs(text: &str) -> Vec<Value> {
         .collect()
 }
 
-fn container_names(template: &Value, list: &str) -> Vec<String> {
-    template["spec"][list]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|c| c["name"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn injects_every_workload_kind_and_passes_other_kinds_through() {
     let out = Command::new(meshd_bin())

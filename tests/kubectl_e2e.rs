@@ -255,17 +255,6 @@ impl Cluster {
     }
 }
 
-fn container_names(pod: &Value, list: &str) -> Vec<String> {
-    pod["spec"][list]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|c| c["name"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn is_injected(pod: &Value) -> bool {
     let init = container_names(pod, "initContainers");
     let containers = container_names(pod, "containers");

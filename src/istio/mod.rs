@@ -10,3 +10,24 @@ pub mod security;
 pub use decode::{Decode, Decoder, Path};
 pub use duration::Duration;
 pub use object::{decode_object, IstioObject, Kind, Metadata, Spec};
+
+/// gRPC status code names, indexed by their numeric code (as fault injection and retry use them).
+pub const GRPC_STATUS_CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];

@@ -30,26 +30,6 @@ const RETRY_ON_POLICIES: [&str; 16] = [
     "unavailable",
 ];
 
-const GRPC_STATUSES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
-
 const HTTP_METHODS: [&str; 10] = [
     "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "OPTIONS", "TRACE", "*",
 ];
@@ -726,7 +706,7 @@ fn validate_fault(r: &mut Report, f: &HttpFaultInjection, p: &Path<'_>) {
                 );
             }
         } else if let Some(g) = &a.grpc_status {
-            if !GRPC_STATUSES.contains(&g.as_str()) {
+            if !crate::istio::GRPC_STATUS_CODES.contains(&g.as_str()) {
                 r.err(
                     &ap.field("grpcStatus"),
                     format!(

@@ -250,3 +250,15 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// Names of the containers in `obj.spec.<list>` (a pod or a pod template).
+pub fn container_names(obj: &serde_json::Value, list: &str) -> Vec<String> {
+    obj["spec"][list]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -540,27 +540,8 @@ pub fn translate_fault(f: &istio::HttpFaultInjection) -> Option<HttpFault> {
 }
 
 fn grpc_code(s: &str) -> Option<u32> {
-    const CODES: [&str; 17] = [
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    ];
     s.parse::<u32>().ok().or_else(|| {
-        CODES
+        crate::istio::GRPC_STATUS_CODES
             .iter()
             .position(|c| *c == s)
             .and_then(|p| u32::try_from(p).ok())
