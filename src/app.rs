@@ -119,7 +119,7 @@ fn injector_settings(args: &ServeArgs) -> anyhow::Result<InjectorSettings> {
         NativeFlag::True => NativeSidecars::Enabled,
         NativeFlag::False => NativeSidecars::Disabled,
         NativeFlag::Auto => {
-            tracing::info!("--native-sidecars auto: no node versions known without the kube source; using the classic layout");
+            tracing::info!("--native-sidecars auto: classic layout until node versions are known (needs --kube)");
             NativeSidecars::Disabled
         }
     };
@@ -307,20 +307,41 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             cm_tx,
             shutdown_rx.clone(),
         ));
+        // --native-sidecars auto: the layout follows the nodes' kubelet versions.
+        let (nodes_tx, mut nodes_rx) = watch::channel(None::<bool>);
+        if args.native_sidecars == NativeFlag::Auto {
+            let client = crate::kube::connect(args.kubeconfig.as_ref()).await?;
+            tasks.spawn(crate::kube::source::watch_node_versions(
+                client,
+                nodes_tx,
+                shutdown_rx.clone(),
+            ));
+        } else {
+            drop(nodes_tx);
+        }
         let injector_slot = injector_slot.clone();
         let base = args.clone();
         let mut stop = shutdown_rx.clone();
+        let mut nodes_open = args.native_sidecars == NativeFlag::Auto;
         tasks.spawn(async move {
             loop {
                 tokio::select! {
                     r = cm_rx.changed() => if r.is_err() { return },
+                    r = nodes_rx.changed(), if nodes_open => if r.is_err() { nodes_open = false; continue },
                     _ = stop.changed() => return,
+                }
+                let mut base = base.clone();
+                if base.native_sidecars == NativeFlag::Auto {
+                    base.native_sidecars = match *nodes_rx.borrow_and_update() {
+                        Some(true) => NativeFlag::True,
+                        _ => NativeFlag::False,
+                    };
                 }
                 let maps = cm_rx.borrow_and_update().clone();
                 match build_injector_with(&base, &maps) {
                     Ok(inj) => {
                         injector_slot.store(Arc::new(inj));
-                        tracing::info!(mesh = maps.mesh.is_some(), values = maps.values.is_some(), config = maps.config.is_some(), "injection config reloaded from ConfigMaps");
+                        tracing::info!(mesh = maps.mesh.is_some(), values = maps.values.is_some(), config = maps.config.is_some(), native = ?base.native_sidecars, "injection config reloaded");
                     }
                     Err(e) => tracing::error!(error = %e, "injection ConfigMaps rejected; keeping the running config"),
                 }

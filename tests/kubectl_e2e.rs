@@ -1502,3 +1502,81 @@ async fn injection_config_follows_the_configmaps() {
     }
     assert!(proxy_args().await.contains("--proxyLogLevel=debug"));
 }
+
+/// `--native-sidecars auto` follows the nodes' kubelet versions from the Kubernetes API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_sidecars_auto_follows_node_versions() {
+    let api = ApiServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let meshd = Server::start(&[
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--native-sidecars",
+        "auto",
+    ]);
+    let c = Cluster {
+        api,
+        meshd,
+        dir,
+        kubeconfig,
+        kubectl: kubectl_path(),
+        files: std::cell::Cell::new(0),
+        revisions: Vec::new(),
+    };
+    let node = |name: &str, version: &str| {
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "status": {"nodeInfo": {"kubeletVersion": version}}}).to_string()
+    };
+    let layout = || async {
+        let review = review(
+            "admission.k8s.io/v1",
+            "n",
+            &deployment_pod("web", json!({})),
+            "default",
+            false,
+        );
+        let r: Value = c
+            .meshd
+            .client()
+            .post(c.meshd.url("/inject"))
+            .header("Content-Type", "application/json")
+            .body(review.to_string())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let patch = base64::engine::general_purpose::STANDARD
+            .decode(r["response"]["patch"].as_str().unwrap_or(""))
+            .unwrap_or_default();
+        let mut pod = deployment_pod("web", json!({}));
+        let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
+        json_patch::patch(&mut pod, &patch).unwrap();
+        container_names(&pod, "initContainers")
+    };
+    let wait_for = |want: Vec<&'static str>| {
+        let layout = &layout;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let got = layout().await;
+                if got == want {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "init containers {got:?}, want {want:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // No nodes known: classic layout.
+    wait_for(vec!["istio-init"]).await;
+    assert!(c.apply(&node("n1", "v1.34.1"), &[]).ok);
+    wait_for(vec!["istio-init", "istio-proxy"]).await;
+    // One old kubelet turns it off again.
+    assert!(c.apply(&node("n2", "v1.30.4"), &[]).ok);
+    wait_for(vec!["istio-init"]).await;
+}

@@ -264,3 +264,106 @@ pub async fn watch_injection_config(
         });
     }
 }
+
+/// Whether every node's kubelet supports native sidecars (1.33 or newer), for
+/// `--native-sidecars auto`; `None` until nodes are known or when there are none.
+pub fn nodes_support_native_sidecars(versions: &[String]) -> Option<bool> {
+    if versions.is_empty() {
+        return None;
+    }
+    Some(versions.iter().all(|v| {
+        let mut parts = v.trim_start_matches('v').split('.');
+        let major = parts.next().and_then(|p| p.parse::<u32>().ok());
+        let minor = parts.next().and_then(|p| {
+            p.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse::<u32>()
+                .ok()
+        });
+        matches!((major, minor), (Some(m), Some(n)) if m > 1 || (m == 1 && n >= 33))
+    }))
+}
+
+/// Watches Nodes and publishes [`nodes_support_native_sidecars`] on every change.
+pub async fn watch_node_versions(
+    client: Client,
+    tx: watch::Sender<Option<bool>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use k8s_openapi::api::core::v1::Node;
+    let api: Api<Node> = Api::all(client);
+    let mut stream = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut versions: BTreeMap<String, String> = BTreeMap::new();
+    let mut relist: BTreeMap<String, String> = BTreeMap::new();
+    let version_of = |n: &Node| {
+        (
+            n.metadata.name.clone().unwrap_or_default(),
+            n.status
+                .as_ref()
+                .and_then(|s| s.node_info.as_ref())
+                .map(|i| i.kubelet_version.clone())
+                .unwrap_or_default(),
+        )
+    };
+    loop {
+        let ev = tokio::select! {
+            ev = stream.next() => match ev { Some(ev) => ev, None => return },
+            _ = shutdown.changed() => return,
+        };
+        match ev {
+            Ok(Event::Apply(n)) => {
+                let (k, v) = version_of(&n);
+                versions.insert(k, v);
+            }
+            Ok(Event::Delete(n)) => {
+                versions.remove(&version_of(&n).0);
+            }
+            Ok(Event::Init) => {
+                relist.clear();
+                continue;
+            }
+            Ok(Event::InitApply(n)) => {
+                let (k, v) = version_of(&n);
+                relist.insert(k, v);
+                continue;
+            }
+            Ok(Event::InitDone) => versions = std::mem::take(&mut relist),
+            Err(e) => {
+                tracing::warn!(error = %e, "Node watch error; retrying with backoff");
+                continue;
+            }
+        }
+        let all: Vec<String> = versions.values().cloned().collect();
+        let next = nodes_support_native_sidecars(&all);
+        tx.send_if_modified(|cur| {
+            let changed = *cur != next;
+            if changed {
+                *cur = next;
+            }
+            changed
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_sidecars_need_every_kubelet_at_1_33() {
+        let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(nodes_support_native_sidecars(&v(&[])), None);
+        assert_eq!(
+            nodes_support_native_sidecars(&v(&["v1.33.0", "v1.34.2+k3s1"])),
+            Some(true)
+        );
+        assert_eq!(
+            nodes_support_native_sidecars(&v(&["v1.33.0", "v1.28.3"])),
+            Some(false)
+        );
+        assert_eq!(nodes_support_native_sidecars(&v(&["garbage"])), Some(false));
+    }
+}

@@ -146,6 +146,7 @@ const fn rt(
 pub const RESOURCES: &[ResourceType] = &[
     rt("", &["v1"], "namespaces", "Namespace", false, &["ns"]),
     rt("", &["v1"], "pods", "Pod", true, &["po"]),
+    rt("", &["v1"], "nodes", "Node", false, &["no"]),
     rt("", &["v1"], "services", "Service", true, &["svc"]),
     rt("", &["v1"], "configmaps", "ConfigMap", true, &["cm"]),
     rt(
