@@ -426,6 +426,14 @@ macro_rules! message {
                 Some(out)
             }
         }
+
+        impl $crate::istio::schema::Schema for $name {
+            fn schema() -> serde_json::Value {
+                $crate::istio::schema::message_schema(vec![
+                    $( (stringify!($field), <$ty as $crate::istio::schema::Schema>::schema()), )*
+                ])
+            }
+        }
     };
 }
 pub(crate) use message;
@@ -507,6 +515,12 @@ macro_rules! proto_enum {
                         None
                     }
                 }
+            }
+        }
+
+        impl $crate::istio::schema::Schema for $name {
+            fn schema() -> serde_json::Value {
+                serde_json::json!({"x-kubernetes-int-or-string": true})
             }
         }
 

@@ -5,6 +5,7 @@ pub mod decode;
 pub mod duration;
 pub mod networking;
 pub mod object;
+pub mod schema;
 pub mod security;
 
 pub use decode::{Decode, Decoder, Path};

@@ -1,5 +1,6 @@
 //! Deployment manifests: profiles (`deploy/profiles/*.yaml`, each layered on `default`) rendered
-//! through the minijinja templates of `deploy/templates/` into Kubernetes objects. The webhook
+//! through the minijinja templates of `deploy/templates/` into Kubernetes objects, after the
+//! CustomResourceDefinitions generated from the typed Istio API. The webhook
 //! selectors come from the same code the injector's truth-table tests check. Built in; a
 //! directory with the same layout can replace it.
 
@@ -268,7 +269,8 @@ pub fn render(
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.add_filter("to_yaml", to_yaml);
     let ctx = minijinja::Value::from_serialize(&ctx);
-    let mut out = Vec::new();
+    // CRDs of the Istio kinds meshd serves, with schemas generated from the typed API.
+    let mut out = crate::istio::schema::crds();
     for (tname, src) in &bundle.templates {
         let err = |message: String| ManifestError::Template {
             name: tname.clone(),
@@ -414,6 +416,8 @@ mod tests {
             "ValidatingWebhookConfiguration meshd-validator",
             "ConfigMap istio-system/istio",
             "ConfigMap istio-system/istio-sidecar-injector",
+            "CustomResourceDefinition virtualservices.networking.istio.io",
+            "CustomResourceDefinition authorizationpolicies.security.istio.io",
         ] {
             assert!(k.iter().any(|x| x == want), "missing {want} in {k:?}");
         }
