@@ -126,7 +126,10 @@ pub fn spec_schema(kind: Kind) -> Value {
 }
 
 /// (kind, group, plural, short names, served versions; the first is stored).
-pub const CRDS: &[(Kind, &str, &str, &[&str], &[&str])] = &[
+pub type CrdEntry = (Kind, &'static str, &'static str, &'static [&'static str], &'static [&'static str]);
+
+/// Every CRD meshd installs.
+pub const CRDS: &[CrdEntry] = &[
     (
         Kind::VirtualService,
         "networking.istio.io",
