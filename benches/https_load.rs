@@ -43,6 +43,23 @@ async fn noop(req: Request) -> axum::response::Response {
     }
 }
 
+fn vs_review() -> String {
+    json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "bench", "kind": {"group": "networking.istio.io", "version": "v1", "kind": "VirtualService"},
+            "namespace": "bookinfo", "name": "reviews", "operation": "CREATE",
+            "object": {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                "metadata": {"name": "reviews", "namespace": "bookinfo"},
+                "spec": {"hosts": ["reviews"], "http": [
+                    {"match": [{"headers": {"end-user": {"exact": "jason"}}}], "route": [{"destination": {"host": "reviews", "subset": "v2"}}]},
+                    {"route": [
+                        {"destination": {"host": "reviews", "subset": "v1"}, "weight": 50},
+                        {"destination": {"host": "reviews", "subset": "v2"}, "weight": 30},
+                        {"destination": {"host": "reviews", "subset": "v3"}, "weight": 20}]}]}}}
+    })
+    .to_string()
+}
+
 fn percentile(sorted: &[u32], p: f64) -> u32 {
     if sorted.is_empty() {
         return 0;
@@ -199,11 +216,13 @@ fn main() {
         let _ = closed_loop(client.clone(), url("/inject"), body.clone(), conns, Duration::from_secs(1)).await;
         let (noop_rps, noop_lat, e1) = closed_loop(client.clone(), url("/noop"), body.clone(), conns, Duration::from_secs(secs)).await;
         let (inj_rps, inj_lat, e2) = closed_loop(client.clone(), url("/inject"), body.clone(), conns, Duration::from_secs(secs)).await;
+        let (val_rps, val_lat, e4) = closed_loop(client.clone(), url("/validate"), vs_review(), conns, Duration::from_secs(secs)).await;
         let (fixed, e3) = open_loop(client.clone(), url("/inject"), body.clone(), 1000, Duration::from_secs(secs)).await;
-        assert_eq!(e1 + e2 + e3, 0, "requests failed under load");
+        assert_eq!(e1 + e2 + e3 + e4, 0, "requests failed under load");
         println!("HTTPS keep-alive, HTTP/1.1, {conns} connections, {secs}s per phase, client and server on this machine");
         println!("noop    : {noop_rps:>8.0} req/s  p50 {:>6} µs  p99 {:>6} µs  errors {e1}", percentile(&noop_lat, 0.5), percentile(&noop_lat, 0.99));
         println!("inject  : {inj_rps:>8.0} req/s  p50 {:>6} µs  p99 {:>6} µs  errors {e2}", percentile(&inj_lat, 0.5), percentile(&inj_lat, 0.99));
+        println!("validate: {val_rps:>8.0} req/s  p50 {:>6} µs  p99 {:>6} µs  errors {e4}", percentile(&val_lat, 0.5), percentile(&val_lat, 0.99));
         println!("ratio   : inject/noop = {:.2}", inj_rps / noop_rps.max(1.0));
         println!("inject @1000 req/s: {} requests  p50 {} µs  p99 {} µs  errors {e3}", fixed.len(), percentile(&fixed, 0.5), percentile(&fixed, 0.99));
     });

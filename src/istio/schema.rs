@@ -126,7 +126,13 @@ pub fn spec_schema(kind: Kind) -> Value {
 }
 
 /// (kind, group, plural, short names, served versions; the first is stored).
-pub type CrdEntry = (Kind, &'static str, &'static str, &'static [&'static str], &'static [&'static str]);
+pub type CrdEntry = (
+    Kind,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+);
 
 /// Every CRD meshd installs.
 pub const CRDS: &[CrdEntry] = &[
