@@ -186,6 +186,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         drain: args.drain_timeout,
         ..Timeouts::default()
     };
+    // One Kubernetes client for every kube task (--kube / --kubeconfig).
+    let kube_client = if args.kube || args.kubeconfig.is_some() {
+        Some(crate::kube::connect(args.kubeconfig.as_ref()).await?)
+    } else {
+        None
+    };
     let injector_slot = Arc::new(ArcSwap::from_pointee(injector));
     let admission_state = AdmissionState {
         injector: injector_slot.clone(),
@@ -202,11 +208,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             xds_addr: args.xds_addr,
             ..Default::default()
         };
-        let from_kube = (args.kube || args.kubeconfig.is_some()) && args.config_dir.is_none();
-        let discovery = if from_kube {
+        let kube_for_xds = kube_client.clone().filter(|_| args.config_dir.is_none());
+        let discovery = if let Some(client) = kube_for_xds {
             // Config from the Kubernetes API: ready once every watched kind has listed.
             readiness.config_synced.store(false, Ordering::Release);
-            let client = crate::kube::connect(args.kubeconfig.as_ref()).await?;
             let (snap_tx, snap_rx) = watch::channel(Arc::new(crate::store::Snapshot::default()));
             let (synced_tx, mut synced_rx) = watch::channel(false);
             kube_source = Some(crate::kube::source::run(
@@ -288,11 +293,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let (ca_tx, ca_rx) = watch::channel(read_ca(&loaded.chain_pem));
     let (patched_tx, patched_rx) = watch::channel(String::new());
-    let kube_enabled = args.kube || args.kubeconfig.is_some();
-    if kube_enabled {
+    let kube_enabled = kube_client.is_some();
+    if let Some(client) = kube_client.clone() {
         // Injection inputs from the istio / istio-sidecar-injector ConfigMaps, applied without
         // restart: a bad new config is logged and the running injector stays.
-        let client = crate::kube::connect(args.kubeconfig.as_ref()).await?;
         let (cm_tx, mut cm_rx) =
             watch::channel(crate::kube::source::InjectionConfigMaps::default());
         let revision = args
@@ -301,7 +305,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .filter(|r| r != "default")
             .unwrap_or_default();
         tasks.spawn(crate::kube::source::watch_injection_config(
-            client,
+            client.clone(),
             args.namespace.clone(),
             revision,
             cm_tx,
@@ -310,9 +314,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // --native-sidecars auto: the layout follows the nodes' kubelet versions.
         let (nodes_tx, mut nodes_rx) = watch::channel(None::<bool>);
         if args.native_sidecars == NativeFlag::Auto {
-            let client = crate::kube::connect(args.kubeconfig.as_ref()).await?;
             tasks.spawn(crate::kube::source::watch_node_versions(
-                client,
+                client.clone(),
                 nodes_tx,
                 shutdown_rx.clone(),
             ));
@@ -348,8 +351,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         });
     }
-    if kube_enabled {
-        let client = crate::kube::connect(args.kubeconfig.as_ref()).await?;
+    if let Some(client) = kube_client {
         let names = webhook_names(&args);
         tracing::info!(mutating = %names.mutating, validating = %names.validating, ca = %ca_path.display(), "keeping webhook configurations up to date");
         tasks.spawn(crate::kube::run_upkeep(
