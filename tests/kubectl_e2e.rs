@@ -1448,31 +1448,7 @@ async fn injection_config_follows_the_configmaps() {
         &[],
     );
     assert!(out.ok, "{out}");
-    let proxy_args = || async {
-        let review = review(
-            "admission.k8s.io/v1",
-            "cm",
-            &deployment_pod("web", json!({})),
-            "default",
-            false,
-        );
-        let r: Value = c
-            .meshd
-            .client()
-            .post(c.meshd.url("/inject"))
-            .header("Content-Type", "application/json")
-            .body(review.to_string())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let patch = base64::engine::general_purpose::STANDARD
-            .decode(r["response"]["patch"].as_str().unwrap_or(""))
-            .unwrap_or_default();
-        String::from_utf8_lossy(&patch).into_owned()
-    };
+    let proxy_args = || async { injected_by(&c.meshd).await.to_string() };
     let deadline = Instant::now() + Duration::from_secs(10);
     while !proxy_args().await.contains("--proxyLogLevel=debug") {
         assert!(
@@ -1527,34 +1503,7 @@ async fn native_sidecars_auto_follows_node_versions() {
     let node = |name: &str, version: &str| {
         json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "status": {"nodeInfo": {"kubeletVersion": version}}}).to_string()
     };
-    let layout = || async {
-        let review = review(
-            "admission.k8s.io/v1",
-            "n",
-            &deployment_pod("web", json!({})),
-            "default",
-            false,
-        );
-        let r: Value = c
-            .meshd
-            .client()
-            .post(c.meshd.url("/inject"))
-            .header("Content-Type", "application/json")
-            .body(review.to_string())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let patch = base64::engine::general_purpose::STANDARD
-            .decode(r["response"]["patch"].as_str().unwrap_or(""))
-            .unwrap_or_default();
-        let mut pod = deployment_pod("web", json!({}));
-        let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
-        json_patch::patch(&mut pod, &patch).unwrap();
-        container_names(&pod, "initContainers")
-    };
+    let layout = || async { container_names(&injected_by(&c.meshd).await, "initContainers") };
     let wait_for = |want: Vec<&'static str>| {
         let layout = &layout;
         async move {
@@ -1579,4 +1528,29 @@ async fn native_sidecars_auto_follows_node_versions() {
     // One old kubelet turns it off again.
     assert!(c.apply(&node("n2", "v1.30.4"), &[]).ok);
     wait_for(vec!["istio-init"]).await;
+}
+
+/// A Deployment's pod as meshd's `/inject` returns it (the patch applied).
+async fn injected_by(meshd: &Server) -> Value {
+    let pod = deployment_pod("web", json!({}));
+    let review = review("admission.k8s.io/v1", "probe", &pod, "default", false);
+    let r: Value = meshd
+        .client()
+        .post(meshd.url("/inject"))
+        .header("Content-Type", "application/json")
+        .body(review.to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(r["response"]["patch"].as_str().unwrap_or(""))
+        .unwrap_or_default();
+    let patch: json_patch::Patch =
+        serde_json::from_slice(&patch).unwrap_or(json_patch::Patch(vec![]));
+    let mut out = pod;
+    json_patch::patch(&mut out, &patch).unwrap();
+    out
 }

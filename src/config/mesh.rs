@@ -143,22 +143,6 @@ impl MeshConfig {
     }
 }
 
-fn snake_to_camel(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut upper = false;
-    for c in s.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Checks and normalises a ProxyConfig document: snake_case names become camelCase, unknown
 /// fields and bad types are errors naming the field, durations are written as proto JSON does.
 pub fn normalize_proxy_config(what: &str, v: &Value) -> Result<Value, ConfigError> {
@@ -173,7 +157,7 @@ pub fn normalize_proxy_config(what: &str, v: &Value) -> Result<Value, ConfigErro
     };
     let mut out = Map::new();
     for (k, val) in obj {
-        let key = snake_to_camel(k);
+        let key = crate::istio::schema::json_name(k);
         if !PROXY_CONFIG_FIELDS.contains(&key.as_str()) {
             return Err(invalid(format!("unknown ProxyConfig field {k:?}")));
         }

@@ -190,6 +190,64 @@ pub struct InjectionConfigMaps {
     pub config: Option<String>,
 }
 
+/// Keeps a name → value map of one resource type current (relists replace it) and hands it to
+/// `publish` after every change, until shutdown.
+async fn watch_named<K, V>(
+    api: Api<K>,
+    what: &'static str,
+    value_of: impl Fn(&K) -> V,
+    mut publish: impl FnMut(&BTreeMap<String, V>),
+    mut shutdown: watch::Receiver<bool>,
+) where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let mut stream = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut current: BTreeMap<String, V> = BTreeMap::new();
+    let mut relist: BTreeMap<String, V> = BTreeMap::new();
+    let name = |o: &K| o.meta().name.clone().unwrap_or_default();
+    loop {
+        let ev = tokio::select! {
+            ev = stream.next() => match ev { Some(ev) => ev, None => return },
+            _ = shutdown.changed() => return,
+        };
+        match ev {
+            Ok(Event::Apply(o)) => {
+                current.insert(name(&o), value_of(&o));
+            }
+            Ok(Event::Delete(o)) => {
+                current.remove(&name(&o));
+            }
+            Ok(Event::Init) => {
+                relist.clear();
+                continue;
+            }
+            Ok(Event::InitApply(o)) => {
+                relist.insert(name(&o), value_of(&o));
+                continue;
+            }
+            Ok(Event::InitDone) => current = std::mem::take(&mut relist),
+            Err(e) => {
+                tracing::warn!(kind = what, error = %e, "watch error; retrying with backoff");
+                continue;
+            }
+        }
+        publish(&current);
+    }
+}
+
+/// Sends `next` unless it equals the current value.
+fn publish_if_changed<T: PartialEq + Clone>(tx: &watch::Sender<T>, next: T) {
+    tx.send_if_modified(|cur| {
+        let changed = *cur != next;
+        if changed {
+            *cur = next.clone();
+        }
+        changed
+    });
+}
+
 /// Watches meshd's two injection ConfigMaps in `namespace` and publishes their contents on every
 /// change (absent ConfigMaps give `None` fields, i.e. the flags' or built-in defaults).
 pub async fn watch_injection_config(
@@ -197,7 +255,7 @@ pub async fn watch_injection_config(
     namespace: String,
     revision: String,
     tx: watch::Sender<InjectionConfigMaps>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     use k8s_openapi::api::core::v1::ConfigMap;
     let suffix = if revision.is_empty() {
@@ -210,59 +268,19 @@ pub async fn watch_injection_config(
         format!("istio-sidecar-injector{suffix}"),
     );
     let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
-    let mut stream = watcher::watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
-    let mut maps: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    let mut relist: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    loop {
-        let ev = tokio::select! {
-            ev = stream.next() => match ev { Some(ev) => ev, None => return },
-            _ = shutdown.changed() => return,
-        };
-        let name_data = |cm: &ConfigMap| {
-            (
-                cm.metadata.name.clone().unwrap_or_default(),
-                cm.data.clone().unwrap_or_default(),
-            )
-        };
-        match ev {
-            Ok(Event::Apply(cm)) => {
-                let (n, d) = name_data(&cm);
-                maps.insert(n, d);
-            }
-            Ok(Event::Delete(cm)) => {
-                maps.remove(&name_data(&cm).0);
-            }
-            Ok(Event::Init) => {
-                relist.clear();
-                continue;
-            }
-            Ok(Event::InitApply(cm)) => {
-                let (n, d) = name_data(&cm);
-                relist.insert(n, d);
-                continue;
-            }
-            Ok(Event::InitDone) => maps = std::mem::take(&mut relist),
-            Err(e) => {
-                tracing::warn!(error = %e, "ConfigMap watch error; retrying with backoff");
-                continue;
-            }
-        }
+    let data = |cm: &ConfigMap| cm.data.clone().unwrap_or_default();
+    let publish = |maps: &BTreeMap<String, BTreeMap<String, String>>| {
         let get = |cm: &str, key: &str| maps.get(cm).and_then(|d| d.get(key)).cloned();
-        let next = InjectionConfigMaps {
-            mesh: get(&mesh_name, "mesh"),
-            values: get(&injector_name, "values"),
-            config: get(&injector_name, "config"),
-        };
-        tx.send_if_modified(|cur| {
-            let changed = *cur != next;
-            if changed {
-                *cur = next.clone();
-            }
-            changed
-        });
-    }
+        publish_if_changed(
+            &tx,
+            InjectionConfigMaps {
+                mesh: get(&mesh_name, "mesh"),
+                values: get(&injector_name, "values"),
+                config: get(&injector_name, "config"),
+            },
+        );
+    };
+    watch_named(api, "ConfigMap", data, publish, shutdown).await;
 }
 
 /// Whether every node's kubelet supports native sidecars (1.33 or newer), for
@@ -289,63 +307,21 @@ pub fn nodes_support_native_sidecars(versions: &[String]) -> Option<bool> {
 pub async fn watch_node_versions(
     client: Client,
     tx: watch::Sender<Option<bool>>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     use k8s_openapi::api::core::v1::Node;
-    let api: Api<Node> = Api::all(client);
-    let mut stream = watcher::watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
-    let mut versions: BTreeMap<String, String> = BTreeMap::new();
-    let mut relist: BTreeMap<String, String> = BTreeMap::new();
-    let version_of = |n: &Node| {
-        (
-            n.metadata.name.clone().unwrap_or_default(),
-            n.status
-                .as_ref()
-                .and_then(|s| s.node_info.as_ref())
-                .map(|i| i.kubelet_version.clone())
-                .unwrap_or_default(),
-        )
+    let kubelet = |n: &Node| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.node_info.as_ref())
+            .map(|i| i.kubelet_version.clone())
+            .unwrap_or_default()
     };
-    loop {
-        let ev = tokio::select! {
-            ev = stream.next() => match ev { Some(ev) => ev, None => return },
-            _ = shutdown.changed() => return,
-        };
-        match ev {
-            Ok(Event::Apply(n)) => {
-                let (k, v) = version_of(&n);
-                versions.insert(k, v);
-            }
-            Ok(Event::Delete(n)) => {
-                versions.remove(&version_of(&n).0);
-            }
-            Ok(Event::Init) => {
-                relist.clear();
-                continue;
-            }
-            Ok(Event::InitApply(n)) => {
-                let (k, v) = version_of(&n);
-                relist.insert(k, v);
-                continue;
-            }
-            Ok(Event::InitDone) => versions = std::mem::take(&mut relist),
-            Err(e) => {
-                tracing::warn!(error = %e, "Node watch error; retrying with backoff");
-                continue;
-            }
-        }
-        let all: Vec<String> = versions.values().cloned().collect();
-        let next = nodes_support_native_sidecars(&all);
-        tx.send_if_modified(|cur| {
-            let changed = *cur != next;
-            if changed {
-                *cur = next;
-            }
-            changed
-        });
-    }
+    let publish = |nodes: &BTreeMap<String, String>| {
+        let all: Vec<String> = nodes.values().cloned().collect();
+        publish_if_changed(&tx, nodes_support_native_sidecars(&all));
+    };
+    watch_named(Api::<Node>::all(client), "Node", kubelet, publish, shutdown).await;
 }
 
 #[cfg(test)]
