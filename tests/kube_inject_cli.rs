@@ -47,15 +47,7 @@ fn injects_every_workload_kind_and_passes_other_kinds_through() {
         "/app-health/cart/livez"
     );
     let proxy = &t["spec"]["containers"][1];
-    let env = |n: &str| {
-        proxy["env"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["name"] == n)
-            .and_then(|e| e["value"].as_str())
-            .map(str::to_string)
-    };
+    let env = |n: &str| container_env(proxy, n);
     assert_eq!(
         env("ISTIO_META_OWNER").unwrap(),
         "kubernetes://apis/apps/v1/namespaces/shop/deployments/cart"
@@ -170,15 +162,7 @@ fn values_and_mesh_files_are_used() {
         .as_array()
         .unwrap()
         .contains(&Value::from("--proxyLogLevel=debug")));
-    let env = |n: &str| {
-        proxy["env"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["name"] == n)
-            .and_then(|e| e["value"].as_str())
-            .map(str::to_string)
-    };
+    let env = |n: &str| container_env(proxy, n);
     assert_eq!(env("TRUST_DOMAIN").unwrap(), "corp.example");
     assert_eq!(env("DNS_CAPTURE").unwrap(), "true");
 }

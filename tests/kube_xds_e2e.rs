@@ -104,10 +104,6 @@ async fn virtual_service_applied_with_kubectl_changes_envoy_routing_and_delete_r
         .is_some(),
         "deleting the VirtualService did not revert the routing"
     );
-    let (_, metrics) = http_get(&format!(
-        "http://127.0.0.1:{}/metrics",
-        meshd.monitoring_port
-    ))
-    .unwrap();
+    let metrics = meshd.metrics();
     assert!(metrics.contains("pilot_xds_pushes_total"), "{metrics}");
 }

@@ -82,11 +82,7 @@ async fn verdicts_and_dry_run_parity() {
         post(&server, &review(&bad, "DELETE", false)).await["response"]["allowed"],
         true
     );
-    let (_, metrics) = http_get(&format!(
-        "http://127.0.0.1:{}/metrics",
-        server.monitoring_port
-    ))
-    .unwrap();
+    let metrics = server.metrics();
     assert!(
         metrics.contains("galley_validation_passed_total 4"),
         "{metrics}"

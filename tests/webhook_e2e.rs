@@ -77,15 +77,7 @@ async fn deployment_pod_is_injected_and_the_patch_applies_with_kubectl() {
     assert_eq!(names("initContainers"), ["istio-init"]);
     assert_eq!(names("containers"), ["reviews", "istio-proxy"]);
     let proxy = &patched["spec"]["containers"][1];
-    let env = |n: &str| {
-        proxy["env"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["name"] == n)
-            .and_then(|e| e["value"].as_str())
-            .map(str::to_string)
-    };
+    let env = |n: &str| container_env(proxy, n);
     assert_eq!(
         env("ISTIO_META_OWNER").unwrap(),
         "kubernetes://apis/apps/v1/namespaces/bookinfo/deployments/reviews"
@@ -125,11 +117,7 @@ async fn opted_out_pod_gets_no_patch_and_is_counted_as_skipped() {
     .await;
     assert_eq!(resp["response"]["allowed"], true);
     assert!(resp["response"].get("patch").is_none());
-    let (_, metrics) = http_get(&format!(
-        "http://127.0.0.1:{}/metrics",
-        server.monitoring_port
-    ))
-    .unwrap();
+    let metrics = server.metrics();
     assert!(
         metrics.contains("sidecar_injection_skip_total 1"),
         "{metrics}"

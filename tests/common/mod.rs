@@ -107,6 +107,16 @@ impl Server {
         client_with_roots(&[self.ca_pem()], false)
     }
 
+    /// The Prometheus text of `:15014/metrics`.
+    pub fn metrics(&self) -> String {
+        http_get(&format!(
+            "http://127.0.0.1:{}/metrics",
+            self.monitoring_port
+        ))
+        .map(|(_, body)| body)
+        .unwrap_or_default()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
@@ -261,4 +271,14 @@ pub fn container_names(obj: &serde_json::Value, list: &str) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The value of env var `name` of a container, if set.
+pub fn container_env(container: &serde_json::Value, name: &str) -> Option<String> {
+    container["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)
+        .and_then(|e| e["value"].as_str())
+        .map(str::to_string)
 }
