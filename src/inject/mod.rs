@@ -3,6 +3,7 @@
 //! and the JSON patch. Pure: values in, values out.
 
 pub mod annotations;
+pub mod fastyaml;
 pub mod kube_inject;
 pub mod merge;
 pub mod meta;

@@ -157,8 +157,8 @@ impl Templates {
         &self.names
     }
 
-    /// Renders one template and parses its YAML output.
-    pub fn render(&self, name: &str, ctx: &JValue) -> Result<Value, TemplateError> {
+    /// Renders one template to text.
+    pub fn render_text(&self, name: &str, ctx: &JValue) -> Result<String, TemplateError> {
         let tmpl = self
             .env
             .get_template(name)
@@ -166,14 +166,34 @@ impl Templates {
                 name: name.to_string(),
                 have: self.names.join(", "),
             })?;
-        let text = tmpl.render(ctx).map_err(|e| TemplateError::Render {
+        tmpl.render(ctx).map_err(|e| TemplateError::Render {
             name: name.to_string(),
             detail: render_detail(&e),
-        })?;
-        let v: Value = serde_norway::from_str(&text).map_err(|source| TemplateError::Output {
-            name: name.to_string(),
-            source,
-        })?;
+        })
+    }
+
+    /// Renders one template and parses its YAML output.
+    pub fn render(&self, name: &str, ctx: &JValue) -> Result<Value, TemplateError> {
+        let text = self.render_text(name, ctx)?;
+        let parse_full = || {
+            serde_norway::from_str::<Value>(&text).map_err(|source| TemplateError::Output {
+                name: name.to_string(),
+                source,
+            })
+        };
+        // The fast parser covers what templates normally emit; anything else goes to the full
+        // YAML parser. Debug builds (every test) check that both agree.
+        let v: Value = match super::fastyaml::parse(&text) {
+            Some(v) => {
+                debug_assert_eq!(
+                    Some(&v),
+                    parse_full().ok().as_ref(),
+                    "fast YAML parse differs for:\n{text}"
+                );
+                v
+            }
+            None => parse_full()?,
+        };
         Ok(if v.is_null() {
             Value::Object(Default::default())
         } else {

@@ -550,3 +550,44 @@ fn hostile_input_never_panics() {
         let _ = inj.inject(Request::webhook(w, Some("ns".into())));
     }
 }
+
+#[test]
+fn built_in_templates_use_the_fast_yaml_path() {
+    let inj = injector(true);
+    let p = pod(
+        json!({"sidecar.istio.io/userVolume": r#"{"x":{"emptyDir":{}}}"#, "prometheus.io/port": "9090"}),
+    );
+    let ctx_pod = p.clone();
+    let annotations: std::collections::BTreeMap<String, String> =
+        super::labels_of(&ctx_pod["metadata"], "annotations");
+    let labels = super::labels_of(&ctx_pod["metadata"], "labels");
+    let dm = meta::from_pod(&ctx_pod);
+    let pc = crate::config::mesh::effective_proxy_config(&inj.mesh, None);
+    for native in [false, true] {
+        let ctx = inj
+            .template_context(super::TemplateInputs {
+                pod: &ctx_pod,
+                annotations: &annotations,
+                labels: &labels,
+                deploy_meta: &dm,
+                pc: &pc,
+                status_port: 15020,
+                interception_mode: "REDIRECT",
+                native,
+                hold: false,
+            })
+            .unwrap();
+        for name in ["sidecar", "gateway", "grpc-agent", "grpc-simple"] {
+            let mj = minijinja::context! { values => inj.values_ctx.clone(), mesh => inj.mesh_ctx.clone(), ..minijinja::Value::from_serialize(&ctx) };
+            let text = inj.templates.render_text(name, &mj).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            let first_bad =
+                (1..=lines.len()).find(|k| fastyaml::parse(&lines[..*k].join("\n")).is_none());
+            assert!(
+                fastyaml::parse(&text).is_some(),
+                "template {name} output left the fast subset near line {first_bad:?}: {:?}",
+                first_bad.and_then(|k| lines.get(k - 1))
+            );
+        }
+    }
+}
