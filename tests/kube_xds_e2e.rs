@@ -107,3 +107,52 @@ async fn virtual_service_applied_with_kubectl_changes_envoy_routing_and_delete_r
     let metrics = meshd.metrics();
     assert!(metrics.contains("pilot_xds_pushes_total"), "{metrics}");
 }
+
+/// The discovery sidecar (`meshd discovery --kubeconfig`) serves the same config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_sidecar_serves_config_from_the_kubernetes_api() {
+    let api = ApiServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = api.write_kubeconfig(dir.path());
+    let home = dir.path().join("home");
+    let up = upstream("v1", 0).await;
+    let port = free_port();
+    for (name, text) in [
+        ("service.yaml", httpbin_service(&[&up])),
+        ("gateway.yaml", gateway(port, false)),
+        ("vs.yaml", virtual_service("  - route:\n    - destination: {host: httpbin.httpbin.svc.cluster.local, port: {number: 8000}}\n")),
+    ] {
+        let f = write(dir.path(), name, &text);
+        let (ok, out) = kubectl(&kc, &home, &["apply", "-f", f.to_str().unwrap()]);
+        assert!(ok, "kubectl apply {name}: {out}");
+    }
+    let (xds_port, mon_port) = (free_port(), free_port());
+    let mut child = Command::new(meshd_bin())
+        .args(["discovery", "--kubeconfig", kc.to_str().unwrap()])
+        .args([
+            "--xds-addr",
+            &format!("127.0.0.1:{xds_port}"),
+            "--monitoring-addr",
+            &format!("127.0.0.1:{mon_port}"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _envoy = Envoy::start(
+        format!("127.0.0.1:{xds_port}").parse().unwrap(),
+        ROUTER,
+        &[("istio", "ingressgateway")],
+    )
+    .await;
+    let ok = eventually(Duration::from_secs(15), || async {
+        get(port, "httpbin.example.com", "/status/200", &[]).await.0 == 200
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        ok.is_some(),
+        "meshd discovery --kubeconfig did not route the kubectl-applied config"
+    );
+}

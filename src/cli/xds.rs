@@ -62,6 +62,12 @@ pub struct DiscoveryArgs {
     /// Longest delay of a push under constant changes (Istio PILOT_DEBOUNCE_MAX).
     #[arg(long, default_value = "10s", value_parser = parse_dur)]
     pub debounce_max: std::time::Duration,
+    /// Config from the Kubernetes API (in-cluster); implied by --kubeconfig. Ignored with --config-dir.
+    #[arg(long)]
+    pub kube: bool,
+    /// kubeconfig file for the Kubernetes API.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 fn parse_dur(s: &str) -> Result<std::time::Duration, String> {
@@ -132,13 +138,29 @@ pub async fn run_discovery(a: DiscoveryArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let mut registry = prometheus_client::registry::Registry::default();
-    let server = crate::xds::discovery::Discovery::bind(config, &mut registry).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut kube_task = None;
+    let server = if (a.kube || a.kubeconfig.is_some()) && config.config_dir.is_none() {
+        let client = crate::kube::connect(a.kubeconfig.as_ref()).await?;
+        let (snap_tx, snap_rx) =
+            tokio::sync::watch::channel(Arc::new(crate::store::Snapshot::default()));
+        let (synced_tx, _synced_rx) = tokio::sync::watch::channel(false);
+        kube_task = Some(tokio::spawn(crate::kube::source::run(
+            client,
+            snap_tx,
+            synced_tx,
+            stop_rx.clone(),
+        )));
+        crate::xds::discovery::Discovery::bind_with_snapshots(config, snap_rx, &mut registry)
+            .await?
+    } else {
+        crate::xds::discovery::Discovery::bind(config, &mut registry).await?
+    };
     let router = crate::xds::discovery::monitoring_router(Arc::new(registry), server.debug_state());
     let mon = tokio::net::TcpListener::bind(a.monitoring_addr)
         .await
         .with_context(|| format!("binding monitoring address {}", a.monitoring_addr))?;
     tracing::info!(addr = %a.monitoring_addr, "monitoring listening");
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut mon_stop = stop_rx.clone();
     let mon_task = tokio::spawn(async move {
         axum::serve(mon, router)
@@ -162,6 +184,9 @@ pub async fn run_discovery(a: DiscoveryArgs) -> anyhow::Result<()> {
     };
     let _ = stop_tx.send(true);
     let _ = mon_task.await;
+    if let Some(t) = kube_task {
+        let _ = t.await;
+    }
     outcome.map_err(Into::into)
 }
 
