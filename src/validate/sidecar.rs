@@ -54,24 +54,15 @@ pub fn validate(r: &mut Report, meta: &Metadata, sc: &Sidecar) {
             );
         }
         check_port_name(r, &pp, &port.name);
-        if !port.protocol.is_empty() && parse_protocol(&port.protocol).is_none() {
-            r.err(
-                &pp.field("protocol"),
-                format!("unsupported protocol: {}", port.protocol),
-            );
-        }
-        if let Err(e) = validate_port(port.number) {
-            r.err(&pp.field("number"), e);
-        }
-        if !l.bind.is_empty() && !is_ip(&l.bind) {
-            r.err(&lp.field("bind"), format!("{} is not a valid IP", l.bind));
-        }
-        if !ports.insert(port.number) {
-            r.err(
-                &pp.field("number"),
-                "sidecar: ports on IP bound listeners must be unique",
-            );
-        }
+        check_ip_bound_port(
+            r,
+            &pp,
+            &lp.field("bind"),
+            port.number,
+            &port.protocol,
+            &l.bind,
+            &mut ports,
+        );
         if !l.default_endpoint.is_empty() {
             if let Err(e) = validate_default_endpoint(&l.default_endpoint) {
                 r.err(&lp.field("defaultEndpoint"), e);
@@ -181,12 +172,7 @@ pub fn validate(r: &mut Report, meta: &Metadata, sc: &Sidecar) {
                 check_port_name(r, &pp, &port.name);
                 let bp = lp.field("bind");
                 if port.number == 0 {
-                    if !port.protocol.is_empty() && parse_protocol(&port.protocol).is_none() {
-                        r.err(
-                            &pp.field("protocol"),
-                            format!("unsupported protocol: {}", port.protocol),
-                        );
-                    }
+                    check_protocol(r, &pp, &port.protocol);
                     match l.bind.strip_prefix("unix://") {
                         None => r.err(
                             &bp,
@@ -211,24 +197,15 @@ pub fn validate(r: &mut Report, meta: &Metadata, sc: &Sidecar) {
                         );
                     }
                 } else {
-                    if !port.protocol.is_empty() && parse_protocol(&port.protocol).is_none() {
-                        r.err(
-                            &pp.field("protocol"),
-                            format!("unsupported protocol: {}", port.protocol),
-                        );
-                    }
-                    if let Err(e) = validate_port(port.number) {
-                        r.err(&pp.field("number"), e);
-                    }
-                    if !l.bind.is_empty() && !is_ip(&l.bind) {
-                        r.err(&bp, format!("{} is not a valid IP", l.bind));
-                    }
-                    if !ports.insert(port.number) {
-                        r.err(
-                            &pp.field("number"),
-                            "sidecar: ports on IP bound listeners must be unique",
-                        );
-                    }
+                    check_ip_bound_port(
+                        r,
+                        &pp,
+                        &bp,
+                        port.number,
+                        &port.protocol,
+                        &l.bind,
+                        &mut ports,
+                    );
                 }
             }
         }
@@ -319,6 +296,40 @@ pub fn validate(r: &mut Report, meta: &Metadata, sc: &Sidecar) {
     }
     if let Some(cp) = &sc.inbound_connection_pool {
         validate_connection_pool(r, cp, &spec.field("inboundConnectionPool"));
+    }
+}
+
+fn check_protocol(r: &mut Report, pp: &Path<'_>, protocol: &str) {
+    if !protocol.is_empty() && parse_protocol(protocol).is_none() {
+        r.err(
+            &pp.field("protocol"),
+            format!("unsupported protocol: {protocol}"),
+        );
+    }
+}
+
+/// Protocol, port number, IP bind address and uniqueness of a listener port bound to an IP.
+fn check_ip_bound_port(
+    r: &mut Report,
+    pp: &Path<'_>,
+    bind_path: &Path<'_>,
+    number: u32,
+    protocol: &str,
+    bind: &str,
+    ports: &mut BTreeSet<u32>,
+) {
+    check_protocol(r, pp, protocol);
+    if let Err(e) = validate_port(number) {
+        r.err(&pp.field("number"), e);
+    }
+    if !bind.is_empty() && !is_ip(bind) {
+        r.err(bind_path, format!("{bind} is not a valid IP"));
+    }
+    if !ports.insert(number) {
+        r.err(
+            &pp.field("number"),
+            "sidecar: ports on IP bound listeners must be unique",
+        );
     }
 }
 
