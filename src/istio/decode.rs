@@ -139,56 +139,53 @@ impl<T: Decode> FieldValue for Vec<T> {
     }
 }
 
-impl<T: Decode> FieldValue for BTreeMap<String, T> {
-    fn from_field(v: &Value, p: &Path<'_>, d: &mut Decoder) -> Self {
-        let mut out = BTreeMap::new();
-        match v {
-            Value::Null => {}
-            Value::Object(m) => {
-                for (k, item) in m {
-                    let kp = p.key(k);
-                    if item.is_null() {
-                        d.err(&kp, "must not be null");
+/// Decodes a JSON object into a map, each key through `key` (an error message when it is bad).
+fn decode_map<K: Ord, T: Decode>(
+    v: &Value,
+    p: &Path<'_>,
+    d: &mut Decoder,
+    key: impl Fn(&str) -> Result<K, String>,
+) -> BTreeMap<K, T> {
+    let mut out = BTreeMap::new();
+    match v {
+        Value::Null => {}
+        Value::Object(m) => {
+            for (k, item) in m {
+                let kp = p.key(k);
+                let parsed = match key(k) {
+                    Ok(parsed) => parsed,
+                    Err(e) => {
+                        d.err(&kp, e);
                         continue;
                     }
-                    if let Some(x) = T::decode(item, &kp, d) {
-                        out.insert(k.clone(), x);
-                    }
+                };
+                if item.is_null() {
+                    d.err(&kp, "must not be null");
+                    continue;
+                }
+                if let Some(x) = T::decode(item, &kp, d) {
+                    out.insert(parsed, x);
                 }
             }
-            _ => d.err(p, format!("expected a map, got {}", kind_of(v))),
         }
-        out
+        _ => d.err(p, format!("expected a map, got {}", kind_of(v))),
+    }
+    out
+}
+
+impl<T: Decode> FieldValue for BTreeMap<String, T> {
+    fn from_field(v: &Value, p: &Path<'_>, d: &mut Decoder) -> Self {
+        decode_map(v, p, d, |k| Ok(k.to_string()))
     }
 }
 
 impl<T: Decode> FieldValue for BTreeMap<u32, T> {
     fn from_field(v: &Value, p: &Path<'_>, d: &mut Decoder) -> Self {
-        let mut out = BTreeMap::new();
-        match v {
-            Value::Null => {}
-            Value::Object(m) => {
-                for (k, item) in m {
-                    let kp = p.key(k);
-                    let Ok(key) = k.trim().parse::<u32>() else {
-                        d.err(
-                            &kp,
-                            format!("invalid map key {k:?}: expected an unsigned 32-bit integer"),
-                        );
-                        continue;
-                    };
-                    if item.is_null() {
-                        d.err(&kp, "must not be null");
-                        continue;
-                    }
-                    if let Some(x) = T::decode(item, &kp, d) {
-                        out.insert(key, x);
-                    }
-                }
-            }
-            _ => d.err(p, format!("expected a map, got {}", kind_of(v))),
-        }
-        out
+        decode_map(v, p, d, |k| {
+            k.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("invalid map key {k:?}: expected an unsigned 32-bit integer"))
+        })
     }
 }
 
