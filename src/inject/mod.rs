@@ -338,7 +338,7 @@ impl Injector {
             .clone()
             .unwrap_or_else(|| meta::from_pod(&pod));
         canonicalize_pod_quantities(&mut pod["spec"]);
-        self.inject_pod(pod, &deploy_meta, &req.proxy_envs)
+        self.inject_pod(pod, annotations, labels, &deploy_meta, &req.proxy_envs)
             .map(Outcome::Injected)
     }
 
@@ -436,12 +436,11 @@ impl Injector {
     fn inject_pod(
         &self,
         mut pod: Value,
+        mut annotations: BTreeMap<String, String>,
+        labels: BTreeMap<String, String>,
         deploy_meta: &DeployMeta,
         proxy_envs: &BTreeMap<String, String>,
     ) -> Result<Value, InjectError> {
-        let mut annotations = labels_of(&pod["metadata"], "annotations");
-        let labels = labels_of(&pod["metadata"], "labels");
-
         // Effective ProxyConfig (mesh defaultConfig < pod annotation).
         let pc_annotation = match annotations.get(ann::PROXY_CONFIG) {
             Some(text) => {
@@ -1187,6 +1186,7 @@ impl Injector {
                 );
             }
         }
+        let proxy_resources = self.proxy_resources(i.annotations);
         let ctx = json!({
             "annotations": i.annotations,
             "labels": i.labels,
@@ -1203,8 +1203,8 @@ impl Injector {
             "proxy_gid": DEFAULT_PROXY_UID,
             "status_port": i.status_port,
             "interception_mode": i.interception_mode,
-            "proxy_resources": self.proxy_resources(i.annotations),
-            "annotation_resources": self.proxy_resources(i.annotations).filter(|_| {
+            "proxy_resources": proxy_resources,
+            "annotation_resources": proxy_resources.clone().filter(|_| {
                 [ann::PROXY_CPU, ann::PROXY_MEMORY, ann::PROXY_CPU_LIMIT, ann::PROXY_MEMORY_LIMIT]
                     .iter()
                     .any(|k| i.annotations.contains_key(*k))
